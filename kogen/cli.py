@@ -1,0 +1,127 @@
+"""The `kogen` command: generate, train, serve, check.
+
+    kogen generate "안녕하세요" --do-sample --top-p 0.92 -n 3
+    kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
+    kogen serve --model checkpoints/quick/hf_model
+    kogen check step1
+"""
+import argparse
+import json
+import os
+import sys
+
+from .generation import PARAMS
+
+
+def add_generation_args(p):
+    """One flag per row of generation.PARAMS: --top-k, --no-repeat-ngram-size, ..."""
+    for prm in PARAMS:
+        flag = "--" + prm.name.replace("_", "-")
+        if prm.kind is bool:
+            p.add_argument(flag, action="store_true", default=None, help=prm.help)
+        else:
+            extra = ["-n"] if prm.name == "num_return_sequences" else []
+            p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default})")
+
+
+def cmd_generate(a):
+    from .generation import check_params, check_prompt, generate
+    from .models import load_model
+    params = {prm.name: getattr(a, prm.name) for prm in PARAMS}
+    check_params(params), check_prompt(a.prompt)  # fail before the slow model load
+    model, tok, _ = load_model(a.model, a.device)
+    for text in generate(model, tok, a.prompt, **params):
+        print(json.dumps({"prompt": a.prompt, "text": text}, ensure_ascii=False) if a.json else text.replace("\n", " "))
+
+
+QUICK = dict(epochs=1, batch_size=32, learning_rate=5e-4, max_seq_length=32, max_train_examples=40_000,
+             max_val_examples=2_000, val_check_interval=0.5, pretrained_model_name="bundled")
+
+
+def cmd_train(a):
+    from .training import GenerationTrainArguments, fine_tune
+    kw = dict(QUICK) if a.quick else {}
+    for name in ("epochs", "batch_size", "learning_rate", "max_seq_length", "seed", "max_steps"):
+        if getattr(a, name) is not None:
+            kw[name] = getattr(a, name)
+    if a.model:
+        kw["pretrained_model_name"] = a.model
+    if a.max_train_examples:
+        kw["max_train_examples"] = a.max_train_examples
+    args = GenerationTrainArguments(downstream_corpus_root_dir=a.data_dir, downstream_model_dir=a.output_dir,
+                                    fp16=a.fp16, **kw)
+    best, export_dir = fine_tune(args)
+    print(f"가장 좋은 체크포인트: {best}\nHugging Face 형식으로 내보낸 모델: {export_dir}\n"
+          f"써 보기: kogen generate \"긍정 아 정말\" --model {export_dir} --do-sample --top-p 0.92")
+
+
+def cmd_serve(a):
+    from .web import serve
+    serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device)
+
+
+def cmd_check(a):
+    from .check import main as check_main
+    return check_main(a.steps, a.solutions)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="kogen", description="한국어 GPT-2 생성 실습 도구 (KoGPT2 / 내장 소형 모델)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="프롬프트를 이어 쓰기")
+    g.add_argument("prompt")
+    g.add_argument("--model", help="허브 id, 폴더, 또는 'bundled' (기본: KOGEN_MODEL 또는 skt/kogpt2-base-v2)")
+    g.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
+    g.add_argument("--json", action="store_true", help="한 줄에 JSON 하나로 출력")
+    add_generation_args(g)
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="NSMC로 미세조정(체크포인트 + Hugging Face 폴더 저장)")
+    t.add_argument("--model", help="시작 모델 (기본: KOGEN_MODEL 또는 skt/kogpt2-base-v2; --quick이면 bundled)")
+    t.add_argument("--data-dir", default=None, help="ratings_train.txt / ratings_test.txt 폴더 (기본: KOGEN_NSMC_DIR 또는 자동 다운로드)")
+    t.add_argument("--output-dir", default="checkpoints/nsmc-generation")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--max-seq-length", type=int)
+    t.add_argument("--max-steps", type=int)
+    t.add_argument("--max-train-examples", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--fp16", action="store_true", help="GPU에서 혼합 정밀도")
+    t.add_argument("--quick", action="store_true", help="CPU에서 몇 분: 내장 모델, 1 epoch, 리뷰 4만 개")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("serve", help="웹 서비스 (http://127.0.0.1:9001)")
+    s.add_argument("--model", help="허브 id 또는 폴더 (기본: KOGEN_MODEL)")
+    s.add_argument("--checkpoint-dir", help="4단계 체크포인트 폴더 (GenerationDeployArguments)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=int(os.environ.get("KOGEN_PORT", 9001)))
+    s.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("check", help="실습 파일 자동 채점 (예: kogen check step1)")
+    c.add_argument("steps", nargs="*", help="step1 ... step5 (비우면 전부 차례로)")
+    c.add_argument("--solutions", action="store_true", help="실습 파일 대신 solutions/ 를 채점")
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv=None):
+    from .data import DataError
+    from .deploy import CheckpointError
+    from .generation import ParamError
+    from .models import ModelNotFoundError
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a) or 0
+    except (ModelNotFoundError, DataError, CheckpointError, ParamError, ValueError) as e:
+        print(f"kogen {a.command}: 오류: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n중단했습니다. kogen train은 같은 명령으로 다시 실행하면 마지막 체크포인트에서 이어집니다.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Generation parameters: one table of names, ranges and Korean help, shared by the CLI, the web
+API and its UI, plus the call that turns checked parameters into `model.generate` text.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type          # int, float or bool
+    default: object
+    low: float = None   # inclusive unless low_open
+    high: float = None
+    label: str = ""     # Korean, for the UI
+    help: str = ""      # one line, Korean
+    low_open: bool = False
+
+
+PARAMS = [
+    Param("max_new_tokens", int, 50, 1, 512, "최대 새 토큰 수", "프롬프트 뒤에 새로 만들 토큰의 최대 개수"),
+    Param("min_new_tokens", int, 0, 0, 512, "최소 새 토큰 수", "이만큼 만들기 전에는 </s>(끝)를 내지 않습니다"),
+    Param("do_sample", bool, False, label="샘플링", help="끄면 greedy/beam(결정적), 켜면 확률에 따라 무작위로 고릅니다"),
+    Param("num_beams", int, 1, 1, 8, "빔 개수", "1이면 greedy, 2 이상이면 beam search(후보 여러 개를 동시에 추적)"),
+    Param("top_k", int, 50, 0, 1000, "top-k", "확률 상위 k개 토큰 중에서만 뽑기(0이면 끔)"),
+    Param("top_p", float, 1.0, 0.0, 1.0, "top-p", "누적 확률이 p가 될 때까지의 토큰 중에서만 뽑기(nucleus)", low_open=True),
+    Param("temperature", float, 1.0, 0.0, 5.0, "temperature", "낮으면 보수적, 높으면 다양하고 엉뚱해집니다", low_open=True),
+    Param("repetition_penalty", float, 1.0, 1.0, 5.0, "반복 페널티", "이미 나온 토큰의 확률을 낮춥니다(1.0이면 끔)"),
+    Param("no_repeat_ngram_size", int, 0, 0, 10, "반복 금지 n-gram", "같은 n-gram이 두 번 나오지 않게 막습니다(0이면 끔)"),
+    Param("num_return_sequences", int, 1, 1, 8, "생성 개수", "한 번에 만들 결과 수(beam이면 빔 개수 이하)"),
+    Param("seed", int, None, 0, 2**31 - 1, "시드", "같은 시드면 샘플링 결과가 같습니다(비우면 매번 다름)"),
+]
+PARAM_BY_NAME = {p.name: p for p in PARAMS}
+MAX_PROMPT_CHARS = 1000
+
+
+class ParamError(ValueError):
+    """A generation parameter that is missing, of the wrong type or out of range."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def range_text(p):
+    if p.kind is bool:
+        return "true 또는 false"
+    left = "(" if p.low_open else "["
+    return f"{left}{p.low}, {p.high}] 범위의 {'정수' if p.kind is int else '실수'}"
+
+
+def coerce(p, value):
+    """Accept JSON numbers and numeric strings (ratsnlp's page sent strings); reject the rest."""
+    if p.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ParamError(p.name, f"{value!r}은(는) 올바른 값이 아닙니다. {range_text(p)}여야 합니다.")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ParamError(p.name, f"{value!r}은(는) 숫자가 아닙니다. {range_text(p)}여야 합니다.")
+    try:
+        x = float(value)
+    except ValueError:
+        raise ParamError(p.name, f"{value!r}은(는) 숫자가 아닙니다. {range_text(p)}여야 합니다.") from None
+    if not math.isfinite(x):
+        raise ParamError(p.name, f"{value!r}은(는) 유한한 수가 아닙니다. {range_text(p)}여야 합니다.")
+    if p.kind is int:
+        if x != int(x):
+            raise ParamError(p.name, f"{value!r}은(는) 정수가 아닙니다. {range_text(p)}여야 합니다.")
+        x = int(x)
+    too_low = x <= p.low if p.low_open else x < p.low
+    if too_low or x > p.high:
+        raise ParamError(p.name, f"{value!r}은(는) 범위를 벗어났습니다. {range_text(p)}여야 합니다.")
+    return x
+
+
+def check_prompt(prompt, field="prompt"):
+    if not isinstance(prompt, str):
+        raise ParamError(field, "문자열이어야 합니다.")
+    if not prompt.strip():
+        raise ParamError(field, "비어 있습니다. 이어 쓸 문장을 입력하세요.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ParamError(field, f"{len(prompt)}자로 너무 깁니다. {MAX_PROMPT_CHARS}자 이하로 줄이세요.")
+    return prompt
+
+
+def check_params(raw, allowed=None):
+    """Validate a dict of generation parameters; unknown names are an error, None means default."""
+    allowed = set(allowed or PARAM_BY_NAME)
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ParamError(unknown[0], f"알 수 없는 매개변수입니다. 쓸 수 있는 이름: {', '.join(sorted(allowed))}")
+    out = {p.name: p.default for p in PARAMS}
+    for name, value in raw.items():
+        if value is not None:
+            out[name] = coerce(PARAM_BY_NAME[name], value)
+    if out["num_beams"] > 1 and out["num_return_sequences"] > out["num_beams"]:
+        raise ParamError("num_return_sequences", f"beam search에서는 num_beams({out['num_beams']}) 이하여야 합니다.")
+    if out["min_new_tokens"] > out["max_new_tokens"]:
+        raise ParamError("min_new_tokens", f"max_new_tokens({out['max_new_tokens']}) 이하여야 합니다.")
+    if not out["do_sample"] and out["num_beams"] == 1 and out["num_return_sequences"] > 1:
+        raise ParamError("num_return_sequences", "greedy 디코딩은 늘 같은 결과 하나뿐입니다. do_sample=true 또는 num_beams>1로 하세요.")
+    return out
+
+
+def generate_kwargs(params, tokenizer):
+    """The keyword arguments for `model.generate`; sampling knobs only when sampling."""
+    kw = dict(max_new_tokens=params["max_new_tokens"], min_new_tokens=params["min_new_tokens"] or None,
+              do_sample=params["do_sample"], num_beams=params["num_beams"],
+              repetition_penalty=params["repetition_penalty"],
+              no_repeat_ngram_size=params["no_repeat_ngram_size"],
+              num_return_sequences=params["num_return_sequences"],
+              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if params["do_sample"]:
+        kw.update(top_k=params["top_k"], top_p=params["top_p"], temperature=params["temperature"])
+    else:  # quiet transformers' "sampling flag not set" warnings
+        kw.update(top_k=None, top_p=None, temperature=None)
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompt, streamer=None, **params):
+    """Generate continuations of `prompt`; returns a list of texts, prompt included."""
+    params = check_params(params)
+    check_prompt(prompt)
+    if params["seed"] is not None:
+        torch.manual_seed(params["seed"])
+    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    out = model.generate(**enc, **generate_kwargs(params, tokenizer), streamer=streamer)
+    return [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]

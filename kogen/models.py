@@ -1,0 +1,149 @@
+"""Resolve a model name (hub id, local folder, or the bundled model) and load it the KoGPT2 way.
+
+KoGPT2's hub folder holds only config.json, the weights and tokenizer.json. AutoTokenizer turns
+such a folder into a byte-level GPT-2 tokenizer that maps Korean to nothing (transformers 5) or
+adds <|endoftext|> (transformers 4), so GPT-2 folders without a tokenizer_config.json are loaded
+with PreTrainedTokenizerFast and KoGPT2's special tokens, exactly as the course teaches.
+"""
+import json
+import os
+import re
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "skt/kogpt2-base-v2"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled_model"
+KOGPT2_SPECIAL_TOKENS = dict(bos_token="</s>", eos_token="</s>", unk_token="<unk>",
+                             pad_token="<pad>", mask_token="<mask>")
+# what a hub download of a causal LM needs; skips pytorch_model.bin, flax, tf, onnx copies
+HUB_FILES = ["config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+class ModelNotFoundError(Exception):
+    """A model name that is neither a folder, nor cached, nor on the hub."""
+
+
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def requested_model_name(name=None):
+    return name or os.environ.get("KOGEN_MODEL") or DEFAULT_MODEL
+
+
+def hub_reachable(host="huggingface.co", timeout=2.0):
+    """True if a TCP connection to the hub opens within `timeout` s (DNS included)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "")
+    if endpoint:
+        host = re.sub(r"^\w+://", "", endpoint).split("/")[0].split(":")[0]
+    ok = []
+    def probe():  # getaddrinfo ignores socket timeouts, so run it where we can stop waiting
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def resolve_model(name=None, fallback=True):
+    """Return a local folder holding the model `name` (hub id, folder, or "bundled").
+
+    Order: an existing folder; the Hugging Face cache; a download. If the hub cannot be
+    reached and nothing is cached, use the bundled model and say so in one line.
+    """
+    name = requested_model_name(name)
+    if name == "bundled":
+        return str(BUNDLED_MODEL_DIR)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(f"'{name}' 폴더에 config.json이 없습니다. save_pretrained()로 저장한 "
+                                     f"Hugging Face 모델 폴더를 지정하세요.")
+        return str(path)
+    if not HUB_ID.match(name):
+        raise ModelNotFoundError(f"모델 '{name}'을(를) 찾을 수 없습니다: 그런 폴더가 없고 허브 id 형식(조직/이름)도 "
+                                 f"아닙니다. --model 또는 KOGEN_MODEL에 폴더 경로, 'skt/kogpt2-base-v2' 같은 "
+                                 f"허브 id, 또는 'bundled'를 지정하세요.")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+    try:  # already cached: no network at all
+        return snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True)
+    except Exception:
+        pass
+    if hub_reachable():
+        try:
+            return snapshot_download(name, allow_patterns=HUB_FILES)
+        except RepositoryNotFoundError:
+            raise ModelNotFoundError(f"허브에 '{name}' 모델이 없습니다(이름 오타 또는 비공개 저장소). "
+                                     f"https://huggingface.co/{name} 주소를 확인하거나 'bundled'를 쓰세요.") from None
+        except Exception as e:
+            if not fallback:
+                raise ModelNotFoundError(f"'{name}' 내려받기 실패: {e}") from e
+            reason = f"내려받기 실패({type(e).__name__})"
+    else:
+        reason = "허브에 연결할 수 없음" if os.environ.get("HF_HUB_OFFLINE") not in ("1", "true") else "HF_HUB_OFFLINE=1"
+        if not fallback:
+            raise ModelNotFoundError(f"'{name}' 모델이 캐시에 없고 {reason}입니다. 인터넷에 연결하거나 'bundled'를 쓰세요.")
+    say(f"[kogen] '{name}' 모델을 쓸 수 없어({reason}, 캐시에도 없음) 내장 소형 한국어 GPT-2로 대신합니다: {BUNDLED_MODEL_DIR}")
+    return str(BUNDLED_MODEL_DIR)
+
+
+def read_config(path):
+    with open(Path(path) / "config.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_tokenizer(path):
+    """KoGPT2-style folders (gpt2, no tokenizer_config.json) get KoGPT2's special tokens."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    path = Path(path)
+    if read_config(path).get("model_type") == "gpt2" and not (path / "tokenizer_config.json").exists():
+        return PreTrainedTokenizerFast.from_pretrained(str(path), **KOGPT2_SPECIAL_TOKENS)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:  # GPT-NeoX (Polyglot-ko) and friends ship without one
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def pick_device(device=None):
+    """An explicit choice, else KOGEN_DEVICE, else CUDA, then MPS, then CPU."""
+    device = device or os.environ.get("KOGEN_DEVICE")
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"장치 '{device}'를 요청했지만 CUDA GPU가 없습니다. --device cpu 를 쓰세요.")
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_causal_lm(path, device=None):
+    """GPT2LMHeadModel for gpt2 folders (the course's class), AutoModelForCausalLM otherwise."""
+    from transformers import AutoModelForCausalLM, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # a bar per load is noise in a student's terminal
+    cls = GPT2LMHeadModel if read_config(path).get("model_type") == "gpt2" else AutoModelForCausalLM
+    model = cls.from_pretrained(str(path))
+    if model.dtype == torch.float16 and pick_device(device).type == "cpu":
+        model = model.float()  # half precision is slow and lossy on CPU
+    return model.to(pick_device(device)).eval()
+
+
+def load_model(name=None, device=None):
+    """(model, tokenizer, path): the one call everything else uses to get a model."""
+    path = resolve_model(name)
+    return load_causal_lm(path, device), load_tokenizer(path), path

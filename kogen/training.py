@@ -1,0 +1,216 @@
+"""ratsnlp's fine-tuning API on pytorch-lightning 2.x.
+
+    args = GenerationTrainArguments(pretrained_model_name="skt/kogpt2-base-v2", ...)
+    task = GenerationTask(model, args)
+    trainer = get_trainer(args)
+    trainer.fit(task, train_dataloaders=..., val_dataloaders=..., ckpt_path=resume_path(args))
+
+Fixes against ratsnlp: the learning-rate schedule is really applied (returned under
+"lr_scheduler", stepped every batch); the model is put in train mode (dropout on) for training;
+padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
+"""
+import math
+import os
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from transformers import get_linear_schedule_with_warmup
+
+from .models import DEFAULT_MODEL
+
+
+@dataclass
+class GenerationTrainArguments:
+    """ratsnlp's field names; the defaults run locally (no Colab or Google Drive paths)."""
+    pretrained_model_name: str = field(default_factory=lambda: os.environ.get("KOGEN_MODEL", DEFAULT_MODEL))
+    downstream_task_name: str = "generation"
+    downstream_corpus_name: str = "nsmc"
+    downstream_corpus_root_dir: str = None      # None: KOGEN_NSMC_DIR, else the download cache
+    downstream_model_dir: str = "checkpoints/nsmc-generation"
+    max_seq_length: int = 32
+    save_top_k: int = 1
+    monitor: str = "min val_loss"                # ratsnlp's "<mode> <metric>" string
+    seed: int = 7
+    overwrite_cache: bool = False                # kept for ratsnlp scripts; nothing is cached on disk
+    force_download: bool = False
+    test_mode: bool = False                      # ratsnlp: a few batches only, to smoke-test a script
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    epochs: int = 3
+    batch_size: int = 32
+    cpu_workers: int = 0
+    fp16: bool = False                           # mixed precision (bf16 where the GPU has it)
+    tpu_cores: int = 0                           # ratsnlp's; Lightning 2 picks the accelerator itself
+    accelerator: str = "auto"
+    max_train_examples: int = None               # subsample for quick runs
+    max_val_examples: int = None
+    val_check_interval: float = 1.0              # fraction of an epoch, or a number of batches
+    checkpoint_every_n_steps: int = 100          # last.ckpt, so a killed run loses at most this much
+    max_steps: int = -1
+
+    def __post_init__(self):
+        if self.max_seq_length < 2:
+            raise ValueError("max_seq_length는 2 이상이어야 합니다.")
+        if self.batch_size < 1 or self.epochs < 1 or not self.learning_rate > 0:
+            raise ValueError("batch_size와 epochs는 1 이상, learning_rate는 0보다 커야 합니다.")
+        mode, _, metric = self.monitor.partition(" ")
+        if mode not in ("min", "max") or not metric:
+            raise ValueError(f"monitor는 'min val_loss'처럼 '<min|max> <지표>'여야 합니다(받은 값: {self.monitor!r}).")
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class GenerationTask(pl.LightningModule):
+    """Causal-LM fine-tuning: logs train_loss, val_loss and val_ppl."""
+
+    def __init__(self, model, args):
+        super().__init__()
+        self.model = model.train()  # see on_train_epoch_start
+        self.args = args
+        self.val_losses = []
+
+    def on_train_epoch_start(self):
+        # from_pretrained returns the model in eval mode and Lightning 2 keeps whatever mode it
+        # finds, so without this dropout would stay off for all of fine-tuning (also if a student
+        # called model.eval() to sample before training)
+        self.model.train()
+
+    def training_step(self, batch, batch_idx):
+        loss = self.model(**batch).loss
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        out = self.model(**batch)
+        n_tokens = (batch["labels"][:, 1:] != -100).sum()
+        self.val_losses.append((out.loss.detach() * n_tokens, n_tokens))
+
+    def on_validation_epoch_end(self):
+        if not self.val_losses:
+            return
+        # token-weighted mean, so short and long batches count by what they hold
+        total = torch.stack([l for l, _ in self.val_losses]).sum() / torch.stack([n for _, n in self.val_losses]).sum()
+        self.val_losses.clear()
+        self.log("val_loss", total, prog_bar=True)
+        self.log("val_ppl", torch.exp(total))
+
+    def configure_optimizers(self):
+        no_decay = ("bias", "ln_", "LayerNorm", "layernorm", "norm")
+        params = [
+            {"params": [p for n, p in self.model.named_parameters() if not any(k in n for k in no_decay)],
+             "weight_decay": self.args.weight_decay},
+            {"params": [p for n, p in self.model.named_parameters() if any(k in n for k in no_decay)],
+             "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(params, lr=self.args.learning_rate)
+        total = self.trainer.estimated_stepping_batches
+        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(total * self.args.warmup_ratio), total)
+        # "lr_scheduler" (not ratsnlp's "scheduler") is the key Lightning reads; step every batch
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def get_trainer(args, return_trainer_only=True):
+    """A Trainer that keeps the best checkpoints as epoch=N-val_loss=X.XX.ckpt (ratsnlp's names)
+    and a last.ckpt every `checkpoint_every_n_steps` steps to resume from."""
+    mode, _, metric = args.monitor.partition(" ")
+    os.makedirs(args.downstream_model_dir, exist_ok=True)
+    best = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="{epoch}-{val_loss:.2f}", monitor=metric,
+                           mode=mode, save_top_k=args.save_top_k, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,
+                           every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
+    use_cuda = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
+    precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if args.fp16 and use_cuda else "32-true"
+    trainer = pl.Trainer(
+        accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
+        max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
+        val_check_interval=args.val_check_interval, logger=pl.loggers.CSVLogger(args.downstream_model_dir, name="logs"),
+        limit_train_batches=4 if args.test_mode else 1.0, limit_val_batches=4 if args.test_mode else 1.0,
+        log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
+    )
+    return trainer if return_trainer_only else (best, trainer)
+
+
+def resume_path(args):
+    """last.ckpt in the model dir if a previous run left one, else None (fresh start)."""
+    path = os.path.join(args.downstream_model_dir, "last.ckpt")
+    return path if os.path.exists(path) else None
+
+
+def best_checkpoint(model_dir, monitor="min val_loss"):
+    """The epoch=N-val_loss=X.XX.ckpt with the lowest (or highest) val_loss, as ratsnlp picks it."""
+    mode, _, metric = monitor.partition(" ")
+    found = []
+    for p in Path(model_dir).glob("*.ckpt"):
+        m = re.search(rf"{metric}=([0-9.]+?)(?:-v\d+)?\.ckpt$", p.name)
+        if m:
+            found.append((float(m.group(1)), p.stat().st_mtime, str(p)))
+    if not found:
+        return None
+    # best value first; among equal values the newest file
+    key = (lambda t: (t[0], -t[1])) if mode == "min" else (lambda t: (-t[0], -t[1]))
+    return min(found, key=key)[2]
+
+
+def export_hf(model, tokenizer, out_dir):
+    """Write a Hugging Face folder (safetensors) that from_pretrained, vLLM and friends can load."""
+    tmp = str(out_dir) + ".tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return str(out_dir)
+
+
+def args_dict(args):
+    return asdict(args)
+
+
+def make_dataloaders(args, tokenizer, corpus=None):
+    """(train, val) DataLoaders over `corpus` (NSMC by default), padded per batch."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from .data import GenerationDataset, NsmcCorpus, TextLinesCorpus, data_collator
+    corpus = corpus or (NsmcCorpus() if args.downstream_corpus_name == "nsmc" else TextLinesCorpus())
+    train = GenerationDataset(args, tokenizer, corpus, mode="train", max_examples=args.max_train_examples)
+    val = GenerationDataset(args, tokenizer, corpus, mode="test", max_examples=args.max_val_examples)
+    collate = partial(data_collator, pad_token_id=tokenizer.pad_token_id)
+    gen = torch.Generator().manual_seed(args.seed)
+    return (DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
+                       num_workers=args.cpu_workers, generator=gen),
+            DataLoader(val, batch_size=args.batch_size, shuffle=False, collate_fn=collate,
+                       num_workers=args.cpu_workers))
+
+
+def fine_tune(args, export_dir=None):
+    """The whole of step 4: load, fit (resuming from last.ckpt), export the best checkpoint.
+    Returns (best checkpoint path, exported folder)."""
+    from .deploy import load_checkpoint_state_dict
+    from .models import load_causal_lm, load_tokenizer, resolve_model
+    set_seed(args.seed)
+    path = resolve_model(args.pretrained_model_name)
+    model, tokenizer = load_causal_lm(path, "cpu"), load_tokenizer(path)
+    train_loader, val_loader = make_dataloaders(args, tokenizer)
+    task = GenerationTask(model, args)
+    trainer = get_trainer(args)
+    trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume_path(args))
+    best = best_checkpoint(args.downstream_model_dir, args.monitor)
+    export_dir = export_dir or os.path.join(args.downstream_model_dir, "hf_model")
+    if best:
+        model.load_state_dict(load_checkpoint_state_dict(best))
+    export_hf(model.cpu(), tokenizer, export_dir)
+    return best, export_dir
