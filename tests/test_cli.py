@@ -1,0 +1,56 @@
+"""The `kogen` command, run as a user runs it: a real subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kogen.generation import generate
+
+
+def kogen(*argv, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kogen", *argv], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_generate_prints_the_same_greedy_text_as_the_library(bundled):
+    model, tok = bundled
+    r = kogen("generate", "이 영화는", "--model", "bundled", "--max-new-tokens", "12", "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines == [{"prompt": "이 영화는", "text": generate(model, tok, "이 영화는", max_new_tokens=12)[0]}]
+
+
+def test_generate_samples_n_reproducible_sequences():
+    argv = ["generate", "배우들의 연기가", "--model", "bundled", "--do-sample", "--top-p", "0.92", "-n", "3",
+            "--seed", "7", "--max-new-tokens", "10", "--min-new-tokens", "5"]
+    a, b = kogen(*argv), kogen(*argv)
+    assert a.returncode == 0, a.stderr
+    assert len(a.stdout.splitlines()) == 3 and a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--top-p", "1.5"], "top_p"),
+    (["--temperature", "0"], "temperature"),
+    (["--model", "./no-such-dir"], "./no-such-dir"),
+])
+def test_bad_generate_input_is_one_clear_line_not_a_traceback(argv, words):
+    r = kogen("generate", "안녕하세요", *argv)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_train_quick_writes_checkpoints_and_hf_folder(nsmc_dir, tmp_path):
+    out = tmp_path / "out"
+    r = kogen("train", "--quick", "--data-dir", nsmc_dir, "--output-dir", str(out), "--max-seq-length", "16")
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = os.listdir(out)
+    assert any(n.startswith("epoch=0-val_loss=") for n in names) and "last.ckpt" in names, names
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out / "hf_model"))
+    r = kogen("generate", "긍정", "--model", str(out / "hf_model"), "--max-new-tokens", "5")
+    assert r.returncode == 0 and r.stdout.startswith("긍정"), r.stderr
+
+
+def test_train_with_missing_data_names_the_path(tmp_path):
+    r = kogen("train", "--quick", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and "ratings_train.txt" in r.stderr and "Traceback" not in r.stderr, r.stderr
