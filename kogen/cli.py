@@ -48,7 +48,8 @@ def cmd_train(a):
         kw["pretrained_model_name"] = a.model
     if a.max_train_examples:
         kw["max_train_examples"] = a.max_train_examples
-    args = GenerationTrainArguments(downstream_corpus_root_dir=a.data_dir, downstream_model_dir=a.output_dir,
+    args = GenerationTrainArguments(downstream_corpus_name=a.corpus, downstream_corpus_root_dir=a.data_dir,
+                                    downstream_model_dir=a.output_dir,
                                     fp16=a.fp16, **kw)
     best, export_dir = fine_tune(args)
     print(f"가장 좋은 체크포인트: {best}\nHugging Face 형식으로 내보낸 모델: {export_dir}\n"
@@ -80,6 +81,8 @@ def build_parser():
     t = sub.add_parser("train", help="NSMC로 미세조정(체크포인트 + Hugging Face 폴더 저장)")
     t.add_argument("--model", help="시작 모델 (기본: KOGEN_MODEL 또는 skt/kogpt2-base-v2; --quick이면 bundled)")
     t.add_argument("--data-dir", default=None, help="ratings_train.txt / ratings_test.txt 폴더 (기본: KOGEN_NSMC_DIR 또는 자동 다운로드)")
+    t.add_argument("--corpus", choices=["nsmc", "lines"], default="nsmc",
+                   help="nsmc: 긍정/부정 + 리뷰; lines: --data-dir의 train.txt / test.txt, 한 줄에 예제 하나")
     t.add_argument("--output-dir", default="checkpoints/nsmc-generation")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)

@@ -35,6 +35,22 @@ PARAMS = [
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 MAX_PROMPT_CHARS = 1000
 
+# Named decoding strategies (the web UI's buttons). A preset sets only decoding knobs; length and
+# seed stay as the user chose. Unlisted knobs go back to their PARAMS default.
+PRESETS = {
+    "greedy": dict(label="greedy", help="매 단계 가장 확률 높은 토큰 하나(결정적, 반복되기 쉬움)",
+                   params=dict(do_sample=False, num_beams=1)),
+    "beam": dict(label="beam search", help="후보 4개를 함께 추적해 전체 확률이 높은 문장(결정적)",
+                 params=dict(do_sample=False, num_beams=4)),
+    "top_k": dict(label="top-k 샘플링", help="상위 50개 토큰 중에서 확률대로 뽑기",
+                  params=dict(do_sample=True, top_k=50)),
+    "top_p": dict(label="top-p 샘플링", help="누적 확률 0.92까지의 토큰 중에서 뽑기(nucleus)",
+                  params=dict(do_sample=True, top_k=0, top_p=0.92)),
+    "recommended": dict(label="추천", help="샘플링 + 반복 억제: 자연스럽고 덜 반복되는 문장",
+                        params=dict(do_sample=True, repetition_penalty=1.5, no_repeat_ngram_size=3,
+                                    temperature=0.9, top_k=50, top_p=0.92)),
+}
+
 
 class ParamError(ValueError):
     """A generation parameter that is missing, of the wrong type or out of range."""
@@ -42,6 +58,7 @@ class ParamError(ValueError):
     def __init__(self, field, message):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 def range_text(p):

@@ -78,3 +78,15 @@ def test_padding_does_not_change_the_loss(bundled):
     logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits[:1]
     loss = torch.nn.functional.cross_entropy(logits[0, :-1], padded["labels"][0, 1:], ignore_index=-100)
     assert torch.allclose(alone, loss, atol=1e-5), (alone, loss)
+
+
+def test_dataloaders_read_a_plain_text_corpus(tmp_path):
+    from kogen.training import GenerationTrainArguments, make_dataloaders
+    for mode in ("train", "test"):
+        (tmp_path / f"{mode}.txt").write_text("\n".join(["오늘 본 영화 좋았다", "내일도 볼 거야"] * 4), encoding="utf-8")
+    args = GenerationTrainArguments(pretrained_model_name="bundled", downstream_corpus_name="lines",
+                                    downstream_corpus_root_dir=str(tmp_path), batch_size=4)
+    train, val = make_dataloaders(args, load_tokenizer(BUNDLED_MODEL_DIR))
+    batch = next(iter(train))
+    assert len(train.dataset) == 8 and batch["input_ids"].shape[0] == 4
+    assert (batch["labels"] == -100).sum() == (batch["attention_mask"] == 0).sum()
