@@ -149,7 +149,78 @@ def export(args):
     load_tokenizer(args.tokenizer)._tokenizer.save(os.path.join(args.export, "tokenizer.json"))
     with open(os.path.join(args.export, "training_log.json"), "w") as f:
         json.dump({"args": st["args"], "steps": st["step"], "log": st["log"]}, f, indent=1)
+    write_model_card(args.export, st)
     print(f"exported step {st['step']} to {args.export}")
+
+
+SAMPLE_PROMPTS = ["이 영화는", "배우들의 연기가", "솔직히", "스토리가", "감독이", "오랜만에", "이런 영화를", "처음에는",
+                  "음악이", "마지막 장면에서"]
+
+
+def write_model_card(folder, st):
+    """README.md beside the weights: data, command, parameters, time, perplexity, 20 samples."""
+    a, log = st["args"], st["log"]
+    model = GPT2LMHeadModel.from_pretrained(folder).eval()
+    tok = load_tokenizer(folder)
+    torch.manual_seed(0)
+    samples = []
+    for prompt in SAMPLE_PROMPTS:
+        enc = tok([prompt] * 2, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, do_sample=True, top_k=50, top_p=0.92, max_new_tokens=40, min_new_tokens=5,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        samples += [tok.decode(o, skip_special_tokens=True) for o in out]
+    n_params = sum(p.numel() for p in model.parameters())
+    minutes = sum(e["minutes"] for e in _runs(log))
+    rows = "\n".join(f"| {e['step']} | {e['val_loss']:.3f} | {e['val_ppl']:.1f} |" for e in log[::4] + log[-1:])
+    card = f"""# kogen bundled Korean GPT-2 (movie reviews)
+
+A small GPT-2 (`GPT2LMHeadModel`) with its own Korean BPE tokenizer, laid out like
+`skt/kogpt2-base-v2` (config.json, model.safetensors, tokenizer.json; `</s>` is bos and eos,
+`<unk>`, `<pad>`, `<mask>` have KoGPT2's ids), so every code path in the course is the one KoGPT2
+takes. It exists so that the course runs offline; it is not a general Korean language model: it
+knows movie reviews.
+
+## Data
+`reviews_unlabeled.txt`: 512,383 unlabeled Korean movie reviews from the CC0 raw crawl published
+by the NSMC repository, none of which is in the NSMC train/test sample (so fine-tuning on NSMC is
+transfer to unseen text). The last {a['held_out']:,} reviews are held out for validation; the rest,
+joined with `</s>`, make {st.get('train_tokens', 'about 8.7 million')} training tokens.
+
+## How it was made (exact commands)
+```bash
+python scripts/train_tokenizer.py --vocab-size 8000          # Metaspace BPE, KoGPT2's special tokens
+python scripts/pretrain_bundled.py --max-steps {a['max_steps']} --max-minutes {a['max_minutes']:g}   # resumable
+python scripts/pretrain_bundled.py --export kogen/bundled_model
+```
+
+## Parameters
+| | |
+|---|---|
+| parameters | {n_params:,} (n_layer {model.config.n_layer}, n_embd {model.config.n_embd}, n_head {model.config.n_head}, n_positions {model.config.n_positions}, vocab {model.config.vocab_size}, tied embeddings) |
+| training | {st['step']} steps × {a['batch_size']} blocks × {a['block']} tokens = {st['step'] * a['batch_size'] * a['block'] / 1e6:.1f}M tokens; AdamW (β 0.9/0.95, wd 0.1), lr {a['lr']:g}, warmup {a['warmup']}, cosine to 10%; bf16 autocast; dropout 0 (set to 0.1 in config.json for fine-tuning) |
+| hardware, time | 2 CPU cores (Intel Xeon with AMX), {minutes:.0f} minutes |
+| stored as | float16 safetensors (config.json says float32, so `from_pretrained` loads float32) |
+
+## Held-out loss
+| step | val loss | val perplexity |
+|---|---|---|
+{rows}
+
+Final held-out perplexity (per BPE token): **{log[-1]['val_ppl']:.1f}**.
+
+## 20 samples
+top-k 50, top-p 0.92, 40 new tokens at most, `torch.manual_seed(0)`, two per prompt:
+
+""" + "\n".join(f"{i + 1}. {s}" for i, s in enumerate(samples)) + "\n"
+    with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as f:
+        f.write(card)
+
+
+def _runs(log):
+    """Each resumed run restarts its clock; the entry before a drop in minutes ends a run."""
+    ends = [e for e, nxt in zip(log, log[1:]) if nxt["minutes"] < e["minutes"]]
+    return ends + log[-1:]
 
 
 if __name__ == "__main__":

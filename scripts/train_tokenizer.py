@@ -8,6 +8,7 @@ the bundled model goes through exactly the code path KoGPT2 takes.
 """
 import argparse
 import os
+import unicodedata
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -15,11 +16,24 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 SPECIAL_TOKENS = ["<s>", "</s>", "<usr>", "<pad>", "<sys>", "<unk>", "<mask>"]
 
 
+def jamo_decoder():
+    """NFKC turns compatibility jamo (ㅋ, ㅠ: everywhere in reviews) into conjoining jamo (ᄏ, ᅲ) that
+    render badly alone; map them back when decoding so "ㅋㅋ" round-trips."""
+    pairs = {}
+    for code in range(0x3131, 0x318F):
+        c = chr(code)
+        n = unicodedata.normalize("NFKC", c)
+        if n != c and len(n) == 1:
+            pairs.setdefault(n, c)
+    steps = [decoders.Replace(n, c) for n, c in pairs.items()]
+    return decoders.Sequence(steps + [decoders.Metaspace(replacement="▁", prepend_scheme="always")])
+
+
 def build_tokenizer(lines, vocab_size):
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=False))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = jamo_decoder()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
@@ -31,12 +45,22 @@ def build_tokenizer(lines, vocab_size):
     return tok
 
 
+def fix_decoder(path):
+    """Give an already trained tokenizer.json the jamo-restoring decoder (ids unchanged)."""
+    tok = Tokenizer.from_file(path)
+    tok.decoder = jamo_decoder()
+    tok.save(path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/reviews_unlabeled.txt")
     p.add_argument("--out", default="runs/bundled/tokenizer")
     p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--fix-decoder", action="store_true", help="only update the decoder of --out's tokenizer.json")
     args = p.parse_args()
+    if args.fix_decoder:
+        return fix_decoder(os.path.join(args.out, "tokenizer.json"))
     with open(args.data, encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.strip()]
     tok = build_tokenizer(lines, args.vocab_size)
