@@ -19,9 +19,9 @@ DEFAULT_MODEL = "skt/kogpt2-base-v2"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled_model"
 KOGPT2_SPECIAL_TOKENS = dict(bos_token="</s>", eos_token="</s>", unk_token="<unk>",
                              pad_token="<pad>", mask_token="<mask>")
-# what a hub download of a causal LM needs; skips pytorch_model.bin, flax, tf, onnx copies
-HUB_FILES = ["config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
-             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+# what a hub download of a causal LM needs; flax, tf, onnx and duplicate copies are skipped
+HUB_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+             "special_tokens_map.json"]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -57,6 +57,15 @@ def hub_reachable(host="huggingface.co", timeout=2.0):
     return bool(ok)
 
 
+def weight_files(name):
+    """safetensors if the repo has them, else the PyTorch .bin files (older repos), never both."""
+    from huggingface_hub import HfApi
+    files = HfApi().list_repo_files(name)
+    if any(f.endswith(".safetensors") for f in files):
+        return ["*.safetensors", "*.safetensors.index.json"]
+    return ["*.bin", "*.bin.index.json"]
+
+
 def resolve_model(name=None, fallback=True):
     """Return a local folder holding the model `name` (hub id, folder, or "bundled").
 
@@ -79,12 +88,13 @@ def resolve_model(name=None, fallback=True):
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError
     try:  # already cached: no network at all
-        return snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True)
+        return snapshot_download(name, allow_patterns=HUB_FILES + ["*.safetensors*", "*.bin*"],
+                                 local_files_only=True)
     except Exception:
         pass
     if hub_reachable():
         try:
-            return snapshot_download(name, allow_patterns=HUB_FILES)
+            return snapshot_download(name, allow_patterns=HUB_FILES + weight_files(name))
         except RepositoryNotFoundError:
             raise ModelNotFoundError(f"허브에 '{name}' 모델이 없습니다(이름 오타 또는 비공개 저장소). "
                                      f"https://huggingface.co/{name} 주소를 확인하거나 'bundled'를 쓰세요.") from None

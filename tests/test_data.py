@@ -1,4 +1,5 @@
 """NSMC reading, ratsnlp-style corpus and dataset, the padding-aware collator."""
+import json
 import os
 from types import SimpleNamespace
 
@@ -90,3 +91,46 @@ def test_dataloaders_read_a_plain_text_corpus(tmp_path):
     batch = next(iter(train))
     assert len(train.dataset) == 8 and batch["input_ids"].shape[0] == 4
     assert (batch["labels"] == -100).sum() == (batch["attention_mask"] == 0).sum()
+
+
+@pytest.fixture
+def nsmc_server(nsmc_dir, monkeypatch):
+    """The fixture files served over HTTP on loopback, and NSMC_FILES pointed at them."""
+    import functools
+    import http.server
+    import threading
+    from kogen import data
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=nsmc_dir)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(data, "NSMC_FILES", {m: (n, f"{base}/{n}", c) for m, (n, _, c) in data.NSMC_FILES.items()})
+    yield base
+    server.shutdown()
+
+
+def test_download_once_into_cache_with_checksums(nsmc_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("KOGEN_NSMC_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = ensure_nsmc()
+    assert root == str(tmp_path / "cache" / "kogen" / "nsmc")
+    sums = json.loads((tmp_path / "cache/kogen/nsmc/SHA256SUMS.json").read_text())
+    assert set(sums) == {"ratings_train.txt", "ratings_test.txt"}
+    assert len(NsmcCorpus().get_examples(root, "train")) == 64
+    # a corrupted cache file is detected, removed, and fetched again on the next call
+    with open(os.path.join(root, "ratings_test.txt"), "a") as f:
+        f.write("999\t덧붙은 줄\t1\n")
+    with pytest.raises(DataError, match="체크섬"):
+        ensure_nsmc()
+    assert ensure_nsmc() == root and len(NsmcCorpus().get_examples(root, "test")) == 16
+
+
+def test_failed_download_leaves_no_partial_file(nsmc_server, tmp_path, monkeypatch):
+    from kogen import data
+    monkeypatch.setattr(data, "NSMC_FILES", {"train": ("ratings_train.txt", nsmc_server + "/missing.txt", 1)})
+    monkeypatch.delenv("KOGEN_NSMC_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="KOGEN_NSMC_DIR"):
+        ensure_nsmc()
+    assert os.listdir(tmp_path / "cache/kogen/nsmc") == []
