@@ -208,6 +208,8 @@ def fine_tune(args, export_dir=None):
     task = GenerationTask(model, args)
     trainer = get_trainer(args)
     trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume_path(args))
+    if trainer.interrupted:  # Lightning swallows Ctrl-C; don't export a half-trained model as if done
+        raise KeyboardInterrupt
     best = best_checkpoint(args.downstream_model_dir, args.monitor)
     export_dir = export_dir or os.path.join(args.downstream_model_dir, "hf_model")
     if best:
