@@ -1,0 +1,152 @@
+// The page's behaviour: presets, reading parameters, streaming output, side-by-side runs.
+// Everything the model or the user wrote goes into the page with textContent, never innerHTML,
+// so a prompt like <img onerror=...> shows as text.
+"use strict";
+
+const CONFIG = JSON.parse(document.getElementById("config").textContent);
+const PRESET_KNOBS = ["do_sample", "num_beams", "top_k", "top_p", "temperature", "repetition_penalty",
+                      "no_repeat_ngram_size", "num_return_sequences"];  // length and seed stay as set
+const FINISH = { stop: "</s>에서 끝남", length: "최대 길이까지", time: "시간 제한으로 멈춤" };
+const columns = { a: document.getElementById("col-a"), b: document.getElementById("col-b") };
+const controllers = new Set();
+
+function input(col, name) {
+  return col.querySelector(`[name="${name}"]`);
+}
+
+function applyPreset(col, key) {
+  const preset = CONFIG.presets[key];
+  for (const p of CONFIG.params) {
+    if (!PRESET_KNOBS.includes(p.name)) continue;
+    const value = p.name in preset.params ? preset.params[p.name] : p.default;
+    if (p.kind === "bool") input(col, p.name).checked = value;
+    else input(col, p.name).value = value;
+  }
+  col.querySelectorAll(".preset").forEach(b => b.classList.toggle("active", b.dataset.preset === key));
+  col.querySelector(".preset-help").textContent = preset.help;
+}
+
+// Values go to the server as typed (strings are fine): the server validates and explains.
+function readParams(col) {
+  const out = {};
+  for (const p of CONFIG.params) {
+    const el = input(col, p.name);
+    if (p.kind === "bool") out[p.name] = el.checked;
+    else if (el.value.trim() !== "") out[p.name] = el.value.trim();
+  }
+  return out;
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showError(col, err) {
+  const field = err.field ? `${err.field}: ` : "";
+  col.querySelector(".error").textContent = field + err.message;
+  const bad = err.field === "prompt" ? document.getElementById("prompt") : err.field && input(col, err.field);
+  if (bad) bad.classList.add("invalid");
+}
+
+function showStats(col, started, summary) {
+  const secs = (performance.now() - started) / 1000;
+  const tps = summary.tokens_per_s === null ? "-" : summary.tokens_per_s;
+  col.querySelector(".stats").textContent =
+    `시간 ${secs.toFixed(2)}초 · 새 토큰 ${summary.new_tokens}개 · ${tps} 토큰/초 · ${FINISH[summary.finish_reason] || ""}`;
+}
+
+// Server-sent events over fetch (EventSource cannot POST): blocks end with a blank line.
+async function readEvents(resp, onEvent) {
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let event = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      if (data) onEvent(event, JSON.parse(data));
+    }
+  }
+}
+
+async function run(col) {
+  const prompt = document.getElementById("prompt").value;
+  const params = readParams(col);
+  const output = col.querySelector(".output");
+  output.replaceChildren();
+  col.querySelector(".stats").textContent = "";
+  col.querySelector(".error").textContent = "";
+  document.querySelectorAll(".invalid").forEach(n => n.classList.remove("invalid"));
+  // the server streams one sequence at a time; beam search and several results come at once
+  const stream = Number(params.num_beams || 1) === 1 && Number(params.num_return_sequences || 1) === 1;
+  const controller = new AbortController();
+  controllers.add(controller);
+  col.classList.add("busy");
+  document.getElementById("stop").disabled = false;
+  const started = performance.now();
+  try {
+    const resp = await fetch("/api/generate", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt, ...params, stream }), signal: controller.signal,
+    });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      showError(col, body.error || { message: `서버 오류 ${resp.status}` });
+      return;
+    }
+    if (stream) {
+      const seq = el("div", "seq");
+      const generated = el("span", "new", "");
+      seq.append(el("span", "prompt-part", prompt), generated);
+      output.append(seq);
+      await readEvents(resp, (event, data) => {
+        if (event === "done") showStats(col, started, data);
+        else if (event === "error") showError(col, data.error);
+        else generated.textContent += data.text;
+      });
+    } else {
+      const data = await resp.json();
+      data.completions.forEach(text => {
+        const seq = el("div", "seq");
+        seq.append(el("span", "prompt-part", prompt), el("span", "new", text));
+        output.append(seq);
+      });
+      showStats(col, started, data);
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") showError(col, { message: `서버에 연결할 수 없습니다: ${e.message}` });
+    else col.querySelector(".error").textContent = "멈췄습니다.";
+  } finally {
+    controllers.delete(controller);
+    col.classList.remove("busy");
+    document.getElementById("stop").disabled = controllers.size === 0;
+  }
+}
+
+for (const col of Object.values(columns)) {
+  col.querySelectorAll(".preset").forEach(b => b.addEventListener("click", () => applyPreset(col, b.dataset.preset)));
+  // a hand-edited knob no longer matches the highlighted preset
+  col.querySelectorAll(".params input").forEach(i => i.addEventListener("input", () => {
+    if (PRESET_KNOBS.includes(i.name)) col.querySelectorAll(".preset").forEach(b => b.classList.remove("active"));
+  }));
+}
+document.getElementById("run-a").addEventListener("click", () => run(columns.a));
+document.getElementById("run-both").addEventListener("click", () => Promise.all([run(columns.a), run(columns.b)]));
+document.getElementById("stop").addEventListener("click", () => controllers.forEach(c => c.abort()));
+document.getElementById("prompt").addEventListener("keydown", e => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) run(columns.a);
+});
+applyPreset(columns.a, "recommended");
+applyPreset(columns.b, "greedy");

@@ -1,0 +1,79 @@
+"""The page in a real browser: Debian's chromium, headless, driven by Playwright (no browser download).
+Presets, streamed output, A/B side by side, an HTML-injection prompt shown as text, a server error
+shown next to its field. Leaves a screenshot in the test's tmp dir."""
+import os
+
+import pytest
+import torch
+
+from kogen.web import create_app, start_server, stop_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+INJECTION = '<img src=x onerror="window.__xss=1"> 오늘 본 영화는'
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="/usr/bin/chromium 없음: apt-get install -y chromium (브라우저를 내려받지 않습니다)")
+
+
+@pytest.fixture(scope="module")
+def url(bundled):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see tests/test_web.py: a second thread on 2 busy cores is ~100x slower
+    server = start_server(create_app(*bundled, model_name="bundled", device="cpu"))
+    yield f"http://127.0.0.1:{server.effective_port}"
+    stop_server(server)
+    torch.set_num_threads(threads)
+
+
+def test_page_streams_compares_and_escapes(url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        a, b = page.locator("#col-a"), page.locator("#col-b")
+        expect(a.locator(".preset.active")).to_have_text("추천")  # the page starts A on the recommended preset
+        assert a.locator('[name="do_sample"]').is_checked() and a.locator('[name="top_p"]').input_value() == "0.92"
+
+        page.fill("#prompt", INJECTION)
+        a.locator('[name="max_new_tokens"]').fill("150")
+        a.locator('[name="min_new_tokens"]').fill("150")
+        a.locator('[name="seed"]').fill("1")
+        # count every change to A's output: a stream changes it once per piece
+        page.evaluate("""() => { window.__updates = 0; new MutationObserver(r => window.__updates += r.length)
+            .observe(document.querySelector('#col-a .output'), {subtree: true, childList: true, characterData: true}); }""")
+        page.click("#run-a")
+        # streamed: text is on the page while the request is still running (no stats line yet)
+        page.wait_for_function("""() => document.querySelector('#col-a .new')?.textContent.length > 0
+            && document.querySelector('#col-a .stats').textContent === ''""", timeout=30_000)
+        expect(a.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+        assert page.evaluate("window.__updates") > 10, "output should grow piece by piece"
+        assert a.locator(".new").inner_text().strip()
+        assert a.locator(".prompt-part").inner_text() == INJECTION, "the prompt must be shown as typed text"
+        assert page.locator(".output img").count() == 0 and page.evaluate("window.__xss") is None
+
+        # the same prompt under two settings, side by side
+        a.locator('[name="max_new_tokens"]').fill("30")
+        a.locator('[name="min_new_tokens"]').fill("0")
+        b.locator('[data-preset="beam"]').click()
+        b.locator('[name="num_return_sequences"]').fill("2")
+        page.fill("#prompt", "오늘 본 영화는 정말")
+        page.click("#run-both")
+        for col in (a, b):
+            expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+        expect(b.locator(".seq")).to_have_count(2)
+        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+
+        # a bad value: the server's Korean message, next to the field
+        a.locator('[name="top_p"]').fill("1.5")
+        page.click("#run-a")
+        expect(a.locator(".error")).to_contain_text("top_p")
+        expect(a.locator(".error")).to_contain_text("(0.0, 1.0]")
+        assert "invalid" in a.locator('[name="top_p"]').get_attribute("class")
+        browser.close()
+    assert not errors, errors
+    print(f"screenshot: {tmp_path / 'ui.png'}")
