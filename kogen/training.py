@@ -47,7 +47,7 @@ class GenerationTrainArguments:
     epochs: int = 3
     batch_size: int = 32
     cpu_workers: int = 0
-    fp16: bool = False                           # mixed precision (bf16 where the GPU has it)
+    fp16: bool = None                            # mixed precision; None: on when training on a CUDA GPU
     tpu_cores: int = 0                           # ratsnlp's; Lightning 2 picks the accelerator itself
     accelerator: str = "auto"
     max_train_examples: int = None               # subsample for quick runs
@@ -131,7 +131,8 @@ def get_trainer(args, return_trainer_only=True):
     last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
     use_cuda = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
-    precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if args.fp16 and use_cuda else "32-true"
+    mixed = use_cuda if args.fp16 is None else args.fp16 and use_cuda  # no fp16 speed-up on CPU
+    precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if mixed else "32-true"
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
         max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
