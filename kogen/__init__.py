@@ -9,6 +9,10 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+from transformers.utils import logging as _hf_logging  # noqa: E402
+
+_hf_logging.disable_progress_bar()  # a "Loading weights" bar per from_pretrained is noise in a lesson
+
 from .data import GenerationDataset, NsmcCorpus, data_collator  # noqa: E402
 from .deploy import GenerationDeployArguments, load_for_inference  # noqa: E402
 from .generation import generate  # noqa: E402

@@ -144,8 +144,6 @@ def pick_device(device=None):
 def load_causal_lm(path, device=None):
     """GPT2LMHeadModel for gpt2 folders (the course's class), AutoModelForCausalLM otherwise."""
     from transformers import AutoModelForCausalLM, GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()  # a bar per load is noise in a student's terminal
     cls = GPT2LMHeadModel if read_config(path).get("model_type") == "gpt2" else AutoModelForCausalLM
     model = cls.from_pretrained(str(path))
     if model.dtype == torch.float16 and pick_device(device).type == "cpu":

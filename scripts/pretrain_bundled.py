@@ -139,6 +139,8 @@ def export(args):
     model.load_state_dict(st["model"])
     # fp16 on disk keeps the folder small; config.json's dtype says float32, so from_pretrained upcasts
     model.half()
+    # never generate <unk>: it decodes to nothing, so a student would see text stop while tokens go on
+    model.generation_config.suppress_tokens = [load_tokenizer(args.tokenizer).unk_token_id]
     model.save_pretrained(args.export)
     cfg_path = os.path.join(args.export, "config.json")
     with open(cfg_path) as f:
