@@ -127,3 +127,11 @@ def test_cached_hub_model_resolves_offline_without_fallback(tmp_path, monkeypatc
     path = resolve_model("someone/cached-model")
     assert path == str(snap) and capsys.readouterr().err == ""
     assert load_tokenizer(path).decode(load_tokenizer(path)("좋은 영화")["input_ids"]) == "좋은 영화"
+
+
+def test_bundled_model_never_generates_unk(bundled):
+    """<unk> decodes to nothing: forced to go on, the model must write real tokens instead."""
+    model, tok = bundled
+    ids = tok("안녕하세요", return_tensors="pt", add_special_tokens=False).input_ids
+    out = model.generate(ids, do_sample=False, max_new_tokens=30, min_new_tokens=30, pad_token_id=tok.pad_token_id)
+    assert tok.unk_token_id not in out[0].tolist(), tok.decode(out[0])
