@@ -119,7 +119,7 @@ def test_untouched_exercise_run_as_a_script_prints_the_todo_in_korean_without_tr
     assert r.returncode == 1, r.stderr
     line = next(i for i, text in enumerate(exercise_path(1).read_text(encoding="utf-8").splitlines(), 1)
                 if text.strip().endswith("todo()"))
-    assert f"TODO 1-1" in r.stderr and f"{STEPS[1]}:{line}" in r.stderr and "힌트:" in r.stderr, r.stderr
+    assert "TODO 1-1" in r.stderr and f"{STEPS[1]}:{line}" in r.stderr and "힌트:" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
 
 
