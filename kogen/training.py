@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -208,7 +209,11 @@ def fine_tune(args, export_dir=None):
     train_loader, val_loader = make_dataloaders(args, tokenizer)
     task = GenerationTask(model, args)
     trainer = get_trainer(args)
-    trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume_path(args))
+    resume = resume_path(args)
+    if resume:
+        print(f"[kogen] 이전 실행의 {resume}에서 이어서 학습합니다. 처음부터 하려면 {args.downstream_model_dir} 폴더를 "
+              f"지우거나 다른 --output-dir를 쓰세요.", file=sys.stderr)
+    trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume)
     if trainer.interrupted:  # Lightning swallows Ctrl-C; don't export a half-trained model as if done
         raise KeyboardInterrupt
     best = best_checkpoint(args.downstream_model_dir, args.monitor)
