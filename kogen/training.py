@@ -213,8 +213,11 @@ def fine_tune(args, export_dir=None):
     if resume:
         print(f"[kogen] 이전 실행의 {resume}에서 이어서 학습합니다. 처음부터 하려면 {args.downstream_model_dir} 폴더를 "
               f"지우거나 다른 --output-dir를 쓰세요.", file=sys.stderr)
-    trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume)
-    if trainer.interrupted:  # Lightning swallows Ctrl-C; don't export a half-trained model as if done
+    try:
+        trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=resume)
+    except SystemExit:  # Lightning shuts down gracefully on Ctrl-C, then calls sys.exit(1)
+        raise KeyboardInterrupt from None
+    if trainer.interrupted:  # never export a half-trained model as if it were done
         raise KeyboardInterrupt
     best = best_checkpoint(args.downstream_model_dir, args.monitor)
     export_dir = export_dir or os.path.join(args.downstream_model_dir, "hf_model")

@@ -54,3 +54,25 @@ def test_train_quick_writes_checkpoints_and_hf_folder(nsmc_dir, tmp_path):
 def test_train_with_missing_data_names_the_path(tmp_path):
     r = kogen("train", "--quick", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "o"))
     assert r.returncode == 2 and "ratings_train.txt" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_ctrl_c_stops_without_export_and_the_next_run_resumes(tmp_path):
+    import signal
+    import time
+
+    from conftest import write_nsmc
+    data, out = write_nsmc(tmp_path / "nsmc", n_train=4000, n_test=16), tmp_path / "out"
+    argv = [sys.executable, "-m", "kogen", "train", "--quick", "--data-dir", data, "--output-dir", str(out),
+            "--max-seq-length", "16"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while not (out / "last.ckpt").exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.5)  # last.ckpt appears after 100 of the epoch's 125 steps
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "이어집니다" in err and "Traceback" not in err, err[-1500:]
+    assert not (out / "hf_model").exists(), "an interrupted run must not export a model"
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "이어서 학습합니다" in r.stderr, r.stderr[-1500:]
+    assert (out / "hf_model" / "model.safetensors").exists()
