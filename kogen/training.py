@@ -48,7 +48,7 @@ class GenerationTrainArguments:
     epochs: int = 3
     batch_size: int = 32
     cpu_workers: int = 0
-    fp16: bool = None                            # mixed precision; None: on when training on a CUDA GPU
+    fp16: bool = None                            # mixed precision; None: where it is faster (GPU, AMX CPU)
     tpu_cores: int = 0                           # ratsnlp's; Lightning 2 picks the accelerator itself
     accelerator: str = "auto"
     max_train_examples: int = None               # subsample for quick runs
@@ -122,6 +122,21 @@ class GenerationTask(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def cpu_has_bf16_units():
+    """AMX or AVX512-BF16: CPUs where bf16 autocast trains faster (1.4x for the bundled model here,
+    benchmarks/bench_train_precision.py); elsewhere it is slower than float32."""
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
+def pick_precision(args):
+    """fp16=None: mixed precision where it pays (a CUDA GPU, or a CPU with bf16 units), else float32."""
+    if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda"):
+        mixed = True if args.fp16 is None else args.fp16
+        return ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if mixed else "32-true"
+    mixed = cpu_has_bf16_units() if args.fp16 is None else args.fp16
+    return "bf16-mixed" if mixed else "32-true"
+
+
 def get_trainer(args, return_trainer_only=True):
     """A Trainer that keeps the best checkpoints as epoch=N-val_loss=X.XX.ckpt (ratsnlp's names)
     and a last.ckpt every `checkpoint_every_n_steps` steps to resume from."""
@@ -131,9 +146,7 @@ def get_trainer(args, return_trainer_only=True):
                            mode=mode, save_top_k=args.save_top_k, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
-    use_cuda = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
-    mixed = use_cuda if args.fp16 is None else args.fp16 and use_cuda  # no fp16 speed-up on CPU
-    precision = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if mixed else "32-true"
+    precision = pick_precision(args)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
         max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
