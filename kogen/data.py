@@ -34,8 +34,7 @@ class GenerationExample:
 
 def default_data_root():
     """Where NSMC lives: KOGEN_NSMC_DIR, else ~/.cache/kogen (downloaded on first use)."""
-    return os.environ.get("KOGEN_NSMC_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kogen", "nsmc")
+    return os.environ.get("KOGEN_NSMC_DIR") or os.path.join(default_cache_parent(), "nsmc")
 
 
 def sha256(path):

@@ -15,7 +15,7 @@ import random
 import re
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -187,10 +187,6 @@ def export_hf(model, tokenizer, out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return str(out_dir)
-
-
-def args_dict(args):
-    return asdict(args)
 
 
 def make_dataloaders(args, tokenizer, corpus=None):
