@@ -140,13 +140,35 @@ def generate_kwargs(params, tokenizer):
     return {k: v for k, v in kw.items() if v is not None}
 
 
+def max_context(model):
+    """How many positions the model has (GPT-2: n_positions; most others: max_position_embeddings)."""
+    cfg = model.config
+    return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024)
+
+
+def encode_prompt(tokenizer, prompt, max_new_tokens, limit, field="max_new_tokens"):
+    """Prompt ids (1, P), after checking that prompt + new tokens fit the model's `limit` positions
+    (past them GPT-2's position table has no row, and generate dies with an IndexError)."""
+    check_prompt(prompt)
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    n = ids.shape[1]
+    if n == 0:
+        raise ParamError("prompt", "토큰이 하나도 나오지 않습니다. 글자가 있는 문장을 입력하세요.")
+    if n >= limit:
+        raise ParamError("prompt", f"{n}토큰으로 너무 깁니다. 모델 최대 길이 {limit}토큰보다 짧게 줄이세요.")
+    if n + max_new_tokens > limit:
+        raise ParamError(field, f"{max_new_tokens}은(는) 너무 큽니다. 프롬프트가 {n}토큰이라 [1, {limit - n}] "
+                                f"범위여야 합니다(모델 최대 길이 {limit}토큰).")
+    return ids
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompt, streamer=None, **params):
     """Generate continuations of `prompt`; returns a list of texts, prompt included."""
     params = check_params(params)
-    check_prompt(prompt)
+    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model)).to(model.device)
     if params["seed"] is not None:
         torch.manual_seed(params["seed"])
-    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
-    out = model.generate(**enc, **generate_kwargs(params, tokenizer), streamer=streamer)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **generate_kwargs(params, tokenizer),
+                         streamer=streamer)
     return [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]

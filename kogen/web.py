@@ -58,8 +58,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 from werkzeug.exceptions import HTTPException
 
-from .generation import (PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, generate_kwargs,
-                         range_text)
+from .generation import (PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, encode_prompt,
+                         generate_kwargs, max_context, range_text)
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_BODY = 64 * 1024  # a 1000-character prompt plus parameters is a few KB
@@ -104,22 +104,10 @@ class Generator:
     def __init__(self, model, tokenizer, max_time=MAX_TIME):
         self.model, self.tokenizer, self.max_time = model, tokenizer, max_time
         self.lock = threading.Lock()
-        cfg = model.config
-        self.max_context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 1024)
+        self.max_context = max_context(model)
 
     def encode(self, prompt, max_new_tokens, field="max_new_tokens"):
-        """Prompt ids (1, P), after checking that prompt + new tokens fit the model's context."""
-        check_prompt(prompt)
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        n, limit = ids.shape[1], self.max_context
-        if n == 0:
-            raise ParamError("prompt", "토큰이 하나도 나오지 않습니다. 글자가 있는 문장을 입력하세요.")
-        if n >= limit:
-            raise ParamError("prompt", f"{n}토큰으로 너무 깁니다. 모델 최대 길이 {limit}토큰보다 짧게 줄이세요.")
-        if n + max_new_tokens > limit:
-            raise ParamError(field, f"{max_new_tokens}은(는) 너무 큽니다. 프롬프트가 {n}토큰이라 [1, {limit - n}] "
-                                    f"범위여야 합니다(모델 최대 길이 {limit}토큰).")
-        return ids
+        return encode_prompt(self.tokenizer, prompt, max_new_tokens, self.max_context, field)
 
     @torch.inference_mode()
     def __call__(self, ids, params, streamer=None, cancel=None):

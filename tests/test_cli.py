@@ -34,6 +34,7 @@ def test_generate_samples_n_reproducible_sequences():
     (["--top-p", "1.5"], "top_p"),
     (["--temperature", "0"], "temperature"),
     (["--model", "./no-such-dir"], "./no-such-dir"),
+    (["--model", "bundled", "--max-new-tokens", "400", "--min-new-tokens", "400"], "최대 길이 256"),
 ])
 def test_bad_generate_input_is_one_clear_line_not_a_traceback(argv, words):
     r = kogen("generate", "안녕하세요", *argv)
