@@ -1,6 +1,8 @@
 """The `kogen` command: generate, train, serve, check.
 
     kogen generate "안녕하세요" --do-sample --top-p 0.92 -n 3
+    kogen generate "이 영화는" --penalty-alpha 0.6 --top-k 4         # contrastive search
+    kogen generate "이 영화는" --do-sample --control 긍정              # FUDGE sentiment control
     kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
     kogen serve --model checkpoints/quick/hf_model
     kogen check step1
@@ -19,6 +21,8 @@ def add_generation_args(p):
         flag = "--" + prm.name.replace("_", "-")
         if prm.kind is bool:
             p.add_argument(flag, action="store_true", default=None, help=prm.help)
+        elif prm.kind is str:  # checked by check_params, whose message is Korean (argparse's is not)
+            p.add_argument(flag, default=None, help=f"{prm.help} ({' 또는 '.join(prm.choices)})")
         else:
             extra = ["-n"] if prm.name == "num_return_sequences" else []
             p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default})")

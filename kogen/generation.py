@@ -10,13 +10,14 @@ import torch
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: type          # int, float or bool
+    kind: type          # int, float, bool or str (str: one of `choices`)
     default: object
     low: float = None   # inclusive unless low_open
     high: float = None
     label: str = ""     # Korean, for the UI
     help: str = ""      # one line, Korean
     low_open: bool = False
+    choices: tuple = ()  # str: the accepted values (aliases map onto them in `coerce`)
 
 
 PARAMS = [
@@ -31,6 +32,13 @@ PARAMS = [
     Param("no_repeat_ngram_size", int, 0, 0, 10, "반복 금지 n-gram", "같은 n-gram이 두 번 나오지 않게 막습니다(0이면 끔)"),
     Param("num_return_sequences", int, 1, 1, 8, "생성 개수", "한 번에 만들 결과 수(beam이면 빔 개수 이하)"),
     Param("seed", int, None, 0, 2**31 - 1, "시드", "같은 시드면 샘플링 결과가 같습니다(비우면 매번 다름)"),
+    Param("penalty_alpha", float, 0.0, 0.0, 1.0, "대조 탐색 α",
+          "0보다 크면 contrastive search: top_k개 후보 중 확률이 높고 앞 내용과 덜 닮은 토큰(보통 α=0.6, k=4)"),
+    Param("control", str, None, label="감정 제어(FUDGE)",
+          help="긍정 또는 부정: 판별기가 그 감정으로 끝날 것 같은 토큰에 가산점을 줍니다(비우면 끔)",
+          choices=("긍정", "부정")),
+    Param("control_strength", float, 1.0, 0.0, 10.0, "제어 강도 λ",
+          "FUDGE가 더하는 λ·log P(감정|문장): 클수록 감정은 또렷하지만 문장이 덜 자연스러워집니다"),
 ]
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 MAX_PROMPT_CHARS = 1000
@@ -46,6 +54,8 @@ PRESETS = {
                   params=dict(do_sample=True, top_k=50)),
     "top_p": dict(label="top-p 샘플링", help="누적 확률 0.92까지의 토큰 중에서 뽑기(nucleus)",
                   params=dict(do_sample=True, top_k=0, top_p=0.92)),
+    "contrastive": dict(label="contrastive", help="대조 탐색: 상위 4개 후보 중 확률이 높고 앞 내용과 덜 닮은 토큰(α=0.6, 결정적)",
+                        params=dict(do_sample=False, num_beams=1, top_k=4, penalty_alpha=0.6)),
     "recommended": dict(label="추천", help="샘플링 + 반복 억제: 자연스럽고 덜 반복되는 문장",
                         params=dict(do_sample=True, repetition_penalty=1.5, no_repeat_ngram_size=3,
                                     temperature=0.9, top_k=50, top_p=0.92)),
@@ -64,6 +74,8 @@ class ParamError(ValueError):
 def range_text(p):
     if p.kind is bool:
         return "true 또는 false"
+    if p.kind is str:
+        return " 또는 ".join(p.choices) + " 중 하나"
     left = "(" if p.low_open else "["
     return f"{left}{p.low}, {p.high}] 범위의 {'정수' if p.kind is int else '실수'}"
 
@@ -78,6 +90,13 @@ def coerce(p, value):
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise ParamError(p.name, f"{value!r}은(는) 올바른 값이 아닙니다. {range_text(p)}여야 합니다.")
+    if p.kind is str:
+        from .decoding.fudge import canonical_label  # the only str parameter today is the control label
+        label = canonical_label(value) if isinstance(value, str) else None
+        if label not in p.choices:
+            raise ParamError(p.name, f"{value!r}은(는) 알 수 없는 값입니다. {range_text(p)}여야 합니다"
+                                     f"(영어로 positive/negative도 됩니다).")
+        return label
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ParamError(p.name, f"{value!r}은(는) 숫자가 아닙니다. {range_text(p)}여야 합니다.")
     try:
@@ -122,7 +141,21 @@ def check_params(raw, allowed=None):
         raise ParamError("min_new_tokens", f"max_new_tokens({out['max_new_tokens']}) 이하여야 합니다.")
     if not out["do_sample"] and out["num_beams"] == 1 and out["num_return_sequences"] > 1:
         raise ParamError("num_return_sequences", "greedy 디코딩은 늘 같은 결과 하나뿐입니다. do_sample=true 또는 num_beams>1로 하세요.")
+    if out["penalty_alpha"] > 0:
+        check_contrastive(out)
     return out
+
+
+def check_contrastive(params):
+    """Contrastive search is its own deterministic decoder: no beams, no sampling, k >= 1 candidates."""
+    if params["num_beams"] > 1:
+        raise ParamError("penalty_alpha", "contrastive search(penalty_alpha>0)는 beam search와 함께 쓸 수 없습니다. "
+                                          "num_beams=1로 하거나 penalty_alpha=0으로 하세요.")
+    if params["do_sample"]:
+        raise ParamError("penalty_alpha", "contrastive search(penalty_alpha>0)는 샘플링하지 않는 결정적 방법입니다. "
+                                          "do_sample=false로 하거나 penalty_alpha=0으로 하세요.")
+    if params["top_k"] < 1:
+        raise ParamError("top_k", "contrastive search는 top_k개 후보 중에서 고릅니다. top_k를 1 이상(보통 4)으로 하세요.")
 
 
 def generate_kwargs(params, tokenizer):
@@ -162,13 +195,62 @@ def encode_prompt(tokenizer, prompt, max_new_tokens, limit, field="max_new_token
     return ids
 
 
+def control_processor(params, tokenizer):
+    """FUDGE's LogitsProcessor for params["control"], or None (checks the discriminator's tokenizer)."""
+    if not params["control"]:
+        return None
+    from .decoding.discriminator import TokenizerMismatchError
+    from .decoding.fudge import FudgeLogitsProcessor
+    try:
+        return FudgeLogitsProcessor(params["control"], params["control_strength"], tokenizer=tokenizer)
+    except TokenizerMismatchError as e:
+        raise ParamError("control", str(e)) from None
+
+
+def contrastive_processors(model, params, n_prompt, tokenizer):
+    """What `model.generate` would apply for these params, for our own contrastive loop."""
+    from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoRepeatNGramLogitsProcessor,
+                              RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor)
+    procs = LogitsProcessorList()
+    if params["repetition_penalty"] != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(params["repetition_penalty"]))
+    if params["no_repeat_ngram_size"]:
+        procs.append(NoRepeatNGramLogitsProcessor(params["no_repeat_ngram_size"]))
+    if params["min_new_tokens"]:
+        procs.append(MinNewTokensLengthLogitsProcessor(n_prompt, params["min_new_tokens"], tokenizer.eos_token_id))
+    suppress = getattr(model.generation_config, "suppress_tokens", None)
+    if suppress:  # the bundled model never writes <unk> (see its generation_config.json)
+        procs.append(SuppressTokensLogitsProcessor(suppress, device=model.device))
+    return procs
+
+
 @torch.inference_mode()
+def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None):
+    """Output ids (prompt included) for checked `params`: model.generate, or contrastive search when
+    penalty_alpha > 0; FUDGE joins either as a logits processor when params["control"] is set."""
+    from transformers import LogitsProcessorList, MaxTimeCriteria, StoppingCriteriaList
+    fudge = control_processor(params, tokenizer)
+    if params["seed"] is not None:
+        torch.manual_seed(params["seed"])
+    ids = ids.to(model.device)
+    stopping = StoppingCriteriaList(stopping_criteria or [])
+    if params["penalty_alpha"] > 0:
+        from .decoding.contrastive import contrastive_search
+        procs = contrastive_processors(model, params, ids.shape[1], tokenizer)
+        if fudge:
+            procs.append(fudge)
+        if max_time:
+            stopping.append(MaxTimeCriteria(max_time))
+        return contrastive_search(model, ids, params["top_k"], params["penalty_alpha"], params["max_new_tokens"],
+                                  tokenizer.eos_token_id, tokenizer.pad_token_id, procs, stopping, streamer)
+    return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, max_time=max_time,
+                          stopping_criteria=stopping, logits_processor=LogitsProcessorList([fudge] if fudge else []),
+                          **generate_kwargs(params, tokenizer))
+
+
 def generate(model, tokenizer, prompt, streamer=None, **params):
     """Generate continuations of `prompt`; returns a list of texts, prompt included."""
     params = check_params(params)
-    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model)).to(model.device)
-    if params["seed"] is not None:
-        torch.manual_seed(params["seed"])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **generate_kwargs(params, tokenizer),
-                         streamer=streamer)
+    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model))
+    out = run_model(model, tokenizer, ids, params, streamer)
     return [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]

@@ -55,11 +55,11 @@ from pathlib import Path
 
 import torch
 from flask import Flask, Response, jsonify, render_template, request
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import StoppingCriteria, TextIteratorStreamer
 from werkzeug.exceptions import HTTPException
 
-from .generation import (PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, encode_prompt,
-                         generate_kwargs, max_context, range_text)
+from .generation import (PARAM_BY_NAME, PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, encode_prompt,
+                         control_processor, max_context, range_text, run_model)
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_BODY = 64 * 1024  # a 1000-character prompt plus parameters is a few KB
@@ -69,7 +69,8 @@ RATSNLP_FIELDS = ["prompt", "min_length", "max_length", "top_p", "top_k", "repet
 LENGTHS = {"min_length": Param("min_length", int, 10, 0, 512), "max_length": Param("max_length", int, 20, 1, 512)}
 # OpenAI's names for PARAMS, then the PARAMS it shares; temperature is handled apart (0 means greedy)
 OPENAI_NAMES = {"max_tokens": "max_new_tokens", "min_tokens": "min_new_tokens", "n": "num_return_sequences",
-                **{k: k for k in ("seed", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size")}}
+                **{k: k for k in ("seed", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
+                                  "penalty_alpha", "control", "control_strength")}}
 OPENAI_OTHER = {"model", "prompt", "stream", "echo", "user", "temperature", "stream_options"}
 OPENAI_NEUTRAL = {"frequency_penalty": 0, "presence_penalty": 0, "best_of": 1, "logit_bias": {}}  # only these values
 OPENAI_REASON = {"stop": "stop", "length": "length", "time": "length"}  # OpenAI has no time limit reason
@@ -106,21 +107,18 @@ class Generator:
         self.lock = threading.Lock()
         self.max_context = max_context(model)
 
-    def encode(self, prompt, max_new_tokens, field="max_new_tokens"):
-        return encode_prompt(self.tokenizer, prompt, max_new_tokens, self.max_context, field)
+    def encode(self, prompt, params, field="max_new_tokens"):
+        """Prompt ids after checking what depends on the model: context length, FUDGE's tokenizer."""
+        control_processor(params, self.tokenizer)
+        return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
 
     @torch.inference_mode()
     def __call__(self, ids, params, streamer=None, cancel=None):
         """model.generate on checked params, one call at a time; returns summarize()'s dict."""
         with self.lock:
             start = time.perf_counter()
-            if params["seed"] is not None:
-                torch.manual_seed(params["seed"])
-            ids = ids.to(self.model.device)
-            stop = StoppingCriteriaList([Cancelled(cancel)] if cancel else [])
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                                      max_time=self.max_time, stopping_criteria=stop,
-                                      **generate_kwargs(params, self.tokenizer))
+            out = run_model(self.model, self.tokenizer, ids, params, streamer,
+                            [Cancelled(cancel)] if cancel else None, self.max_time)
             seconds = time.perf_counter() - start
         return self.summarize(ids.shape[1], out.cpu(), seconds, params["max_new_tokens"])
 
@@ -204,7 +202,7 @@ def check_streamable(params, n_field="num_return_sequences"):
 
 def param_table():
     return [dict(name=p.name, kind=p.kind.__name__, default=p.default, low=p.low, high=p.high, low_open=p.low_open,
-                 label=p.label, help=p.help, range=range_text(p)) for p in PARAMS]
+                 label=p.label, help=p.help, range=range_text(p), choices=list(p.choices)) for p in PARAMS]
 
 
 def openai_params(body):
@@ -219,9 +217,11 @@ def openai_params(body):
         elif key not in OPENAI_OTHER:
             raise ParamError(key, f"알 수 없는 매개변수입니다. 쓸 수 있는 이름: "
                                   f"{', '.join(sorted(set(OPENAI_NAMES) | OPENAI_OTHER))}")
-    temperature = coerce(Param("temperature", float, 1.0, 0.0, 2.0), body.get("temperature", 1.0))
+    contrastive = coerce(PARAM_BY_NAME["penalty_alpha"], raw.get("penalty_alpha") or 0) > 0
+    # contrastive search is deterministic: no sampling unless a temperature is asked for (then a 400)
+    temperature = coerce(Param("temperature", float, 1.0, 0.0, 2.0), body.get("temperature", 0 if contrastive else 1.0))
     raw.setdefault("max_new_tokens", 16)  # OpenAI's default max_tokens
-    raw.setdefault("top_k", 0)  # OpenAI has no top-k: off unless asked for
+    raw.setdefault("top_k", 4 if contrastive else 0)  # OpenAI has no top-k: off unless asked for
     if temperature > 0:
         raw.update(do_sample=True, temperature=temperature)
     try:
@@ -284,7 +284,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
             raise ParamError("min_length", f"{min_len}은(는) max_length({max_len}) 이하여야 합니다.")
         params = check_params(dict({f: body[f] for f in RATSNLP_FIELDS[3:]}, do_sample=True))
         if gen is not None:  # with a model we know its context, for inference_fn too
-            ids = gen.encode(prompt, 1)
+            ids = gen.encode(prompt, dict(params, max_new_tokens=1))
             if max_len > gen.max_context:
                 raise ParamError("max_length", f"{max_len}은(는) 너무 큽니다. 프롬프트를 포함해 모델 최대 길이 "
                                                f"{gen.max_context}토큰 이하여야 합니다.")
@@ -305,7 +305,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
         if prompt is None:
             raise ParamError("prompt", "필수 항목이 빠졌습니다. 이어 쓸 문장을 prompt에 넣으세요.")
         params = check_params(body)
-        ids = need_model().encode(prompt, params["max_new_tokens"])
+        ids = need_model().encode(prompt, params)
         if not stream:
             return jsonify(gen(ids, params))
         check_streamable(params)
@@ -324,7 +324,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
         body = json_body()
         prompt, params = openai_prompt(body), openai_params(body)
         stream, echo = flag(body, "stream"), flag(body, "echo")
-        ids = need_model().encode(prompt, params["max_new_tokens"], "max_tokens")
+        ids = need_model().encode(prompt, params, "max_tokens")
         head = dict(id=f"cmpl-{uuid.uuid4().hex[:24]}", object="text_completion", created=int(time.time()), model=name)
         if not stream:
             out = gen(ids, params)

@@ -5,7 +5,7 @@
 
 const CONFIG = JSON.parse(document.getElementById("config").textContent);
 const PRESET_KNOBS = ["do_sample", "num_beams", "top_k", "top_p", "temperature", "repetition_penalty",
-                      "no_repeat_ngram_size", "num_return_sequences"];  // length and seed stay as set
+                      "no_repeat_ngram_size", "num_return_sequences", "penalty_alpha"];  // length and seed stay as set
 const FINISH = { stop: "</s>에서 끝남", length: "최대 길이까지", time: "시간 제한으로 멈춤" };
 const columns = { a: document.getElementById("col-a"), b: document.getElementById("col-b") };
 const controllers = new Set();

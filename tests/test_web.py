@@ -159,7 +159,8 @@ def test_closing_a_stream_cancels_the_generation(model):
     gen, seen = Generator(*model), []
     summarize = gen.summarize
     gen.summarize = lambda n_prompt, out, *rest: seen.append(out.shape[1] - n_prompt) or summarize(n_prompt, out, *rest)
-    stream = gen.stream(gen.encode(PROMPT, 250), check_params(dict(max_new_tokens=250, min_new_tokens=250)))
+    params = check_params(dict(max_new_tokens=250, min_new_tokens=250))
+    stream = gen.stream(gen.encode(PROMPT, params), params)
     next(stream)
     stream.close()  # what waitress does when the client hangs up
     assert not gen.lock.locked() and seen and seen[0] < 250, seen

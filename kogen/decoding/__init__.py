@@ -1,0 +1,1 @@
+"""Decoding past `model.generate`: contrastive search and FUDGE sentiment control."""
