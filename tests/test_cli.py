@@ -35,10 +35,29 @@ def test_generate_samples_n_reproducible_sequences():
     (["--temperature", "0"], "temperature"),
     (["--model", "./no-such-dir"], "./no-such-dir"),
     (["--model", "bundled", "--max-new-tokens", "400", "--min-new-tokens", "400"], "최대 길이 256"),
+    (["--penalty-alpha", "1.5"], "penalty_alpha"),
+    (["--penalty-alpha", "0.6", "--do-sample"], "do_sample=false"),
+    (["--penalty-alpha", "0.6", "--num-beams", "3"], "num_beams=1"),
+    (["--control", "중립"], "긍정 또는 부정"),
+    (["--control", "긍정", "--control-strength", "50"], "control_strength"),
 ])
 def test_bad_generate_input_is_one_clear_line_not_a_traceback(argv, words):
     r = kogen("generate", "안녕하세요", *argv)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_generate_reaches_contrastive_search_and_fudge(bundled):
+    model, tok = bundled
+    r = kogen("generate", "이 영화는", "--model", "bundled", "--penalty-alpha", "0.6", "--top-k", "4",
+              "--max-new-tokens", "20", env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    want = generate(model, tok, "이 영화는", penalty_alpha=0.6, top_k=4, max_new_tokens=20)[0]
+    assert r.stdout.strip() == want.replace("\n", " ")
+    argv = ["generate", "이 영화는", "--model", "bundled", "--do-sample", "--seed", "1", "--max-new-tokens", "16"]
+    pos = kogen(*argv, "--control", "positive", "--control-strength", "2", env={"OMP_NUM_THREADS": "1"})
+    assert pos.returncode == 0, pos.stderr
+    assert pos.stdout.strip() == generate(model, tok, "이 영화는", do_sample=True, seed=1, max_new_tokens=16,
+                                          control="긍정", control_strength=2.0)[0].replace("\n", " ")
 
 
 def test_train_quick_writes_checkpoints_and_hf_folder(nsmc_dir, tmp_path):

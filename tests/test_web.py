@@ -262,6 +262,14 @@ BAD = [  # path, body (bytes = raw), field, part of the message
     pytest.param("/v1/completions", {"model": "m", "prompt": PROMPT, "max_tokens": min(CONTEXT, 512)}, "max_tokens",
                  f"모델 최대 길이 {CONTEXT}", marks=FITS),
     ("/v1/completions", {"model": "m", "prompt": PROMPT, "bogus": 1}, "bogus", "알 수 없는"),
+    ("/api/generate", {"prompt": PROMPT, "penalty_alpha": 1.2}, "penalty_alpha", "[0.0, 1.0]"),
+    ("/api/generate", {"prompt": PROMPT, "penalty_alpha": 0.6, "num_beams": 4}, "penalty_alpha", "num_beams=1"),
+    ("/api/generate", {"prompt": PROMPT, "penalty_alpha": 0.6, "do_sample": True}, "penalty_alpha", "do_sample=false"),
+    ("/api/generate", {"prompt": PROMPT, "penalty_alpha": 0.6, "top_k": 0}, "top_k", "1 이상"),
+    ("/api/generate", {"prompt": PROMPT, "control": "행복"}, "control", "긍정 또는 부정"),
+    ("/api/generate", {"prompt": PROMPT, "control": "긍정", "control_strength": -1}, "control_strength", "[0.0, 10.0]"),
+    ("/v1/completions", {"model": "m", "prompt": PROMPT, "penalty_alpha": 2}, "penalty_alpha", "[0.0, 1.0]"),
+    ("/v1/completions", {"model": "m", "prompt": PROMPT, "control": "neutral"}, "control", "긍정 또는 부정"),
 ]
 
 
@@ -295,6 +303,52 @@ def test_odd_values_for_every_param_are_rejected_never_500(url):
         for value in ([], {}, "", "1e999", -1e9, "🙂"):
             r = post(url, "/api/generate", {"prompt": PROMPT, p.name: value})
             assert r.status_code == 400 and r.json()["error"]["field"] == p.name, (p.name, value, r.text)
+
+
+# --- contrastive search and FUDGE through the service ---------------------------------------------
+
+def test_contrastive_and_control_through_api_generate_match_the_library(url, model):
+    for extra in (dict(penalty_alpha=0.6, top_k=4), dict(control="긍정", control_strength="2", do_sample=True, seed=5),
+                  dict(penalty_alpha="0.6", top_k=3, control="negative")):
+        r = post(url, "/api/generate", dict(prompt=PROMPT, max_new_tokens=16, **extra))
+        assert r.status_code == 200, r.text
+        assert r.json()["texts"] == generate(*model, PROMPT, max_new_tokens=16, **extra), extra
+
+
+def test_contrastive_streams_over_sse(url, model):
+    r = post(url, "/api/generate", dict(prompt=PROMPT, max_new_tokens=16, penalty_alpha=0.6, top_k=4, stream=True))
+    events = read_events(r)
+    assert events[-1][0] == "done"
+    text = "".join(d["text"] for e, d in events if e == "message")
+    assert PROMPT + text == generate(*model, PROMPT, max_new_tokens=16, penalty_alpha=0.6, top_k=4)[0]
+
+
+def test_openai_completions_take_penalty_alpha_and_control_as_extras(client, model):
+    out = client.completions.create(model="bundled", prompt=PROMPT, max_tokens=12,
+                                    extra_body=dict(penalty_alpha=0.6, top_k=4))
+    assert PROMPT + out.choices[0].text == generate(*model, PROMPT, max_new_tokens=12, penalty_alpha=0.6, top_k=4)[0]
+    out = client.completions.create(model="bundled", prompt=PROMPT, max_tokens=12, temperature=0,
+                                    extra_body=dict(control="긍정", control_strength=3))
+    assert PROMPT + out.choices[0].text == generate(*model, PROMPT, max_new_tokens=12, control="긍정",
+                                                    control_strength=3.0)[0]
+    with pytest.raises(openai.BadRequestError, match="do_sample=false"):
+        client.completions.create(model="bundled", prompt=PROMPT, temperature=0.8, extra_body=dict(penalty_alpha=0.6))
+
+
+def test_params_doc_has_the_contrastive_preset_and_control_choices(url):
+    doc = requests.get(url + "/api/params", timeout=10).json()
+    assert doc["presets"]["contrastive"]["params"] == dict(do_sample=False, num_beams=1, top_k=4, penalty_alpha=0.6)
+    control = next(p for p in doc["params"] if p["name"] == "control")
+    assert control["choices"] == ["긍정", "부정"] and control["kind"] == "str"
+
+
+def test_foreign_tokenizer_with_control_is_a_400_naming_the_mismatch(tmp_path):
+    from test_decoding import tiny_foreign_model
+    from kogen.models import load_model
+    lm, tok, _ = load_model(str(tiny_foreign_model(tmp_path)), "cpu")
+    app = create_app(lm, tok, model_name="tiny", device="cpu")
+    r = app.test_client().post("/api/generate", json=dict(prompt="이 영화는", control="긍정"))
+    assert r.status_code == 400 and r.json["error"]["field"] == "control" and "토크나이저" in r.json["error"]["message"]
 
 
 # --- load ----------------------------------------------------------------------------------------
