@@ -1,0 +1,1 @@
+"""Evaluation: text metrics stated with their tokenization, perplexity, and the sentiment judge."""
