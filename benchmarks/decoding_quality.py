@@ -7,7 +7,8 @@ on openings of NSMC test reviews (the advanced lessons, part 1).
 For each method: 100 openings (the first 5 model tokens of NSMC test reviews), 48 new tokens each
 (</s> held back so every continuation has the full length, as in Su et al.'s open-ended setting),
 sampling seeded per prompt. Metrics on the continuations only, tokenized into eojeol (whitespace):
-rep-2/3/4 and diversity as Su et al. (2022) define them, distinct-1/2, and the continuations'
+rep-2/3/4 and diversity as Su et al. (2022) define them, distinct-1/2; rep-2/4 and diversity again on the
+model's own tokens "(tok)" (a run like ";;;;;" is one eojeol but many tokens); and the continuations'
 perplexity under the same model. Writes benchmarks/results/decoding_quality.{md,json}.
 """
 import argparse
@@ -22,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kogen.evaluation.compare import DECODING_METHODS, decoding_row, markdown_table, nsmc_openings  # noqa: E402
 from kogen.models import load_model  # noqa: E402
 
-COLUMNS = ["rep-2", "rep-3", "rep-4", "diversity", "distinct-1", "distinct-2", "ppl", "seconds"]
+COLUMNS = ["rep-2", "rep-3", "rep-4", "diversity", "distinct-1", "distinct-2", "rep-2 (tok)", "rep-4 (tok)",
+           "diversity (tok)", "ppl", "seconds"]
 
 
 def main():
@@ -45,7 +47,7 @@ def main():
         print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()), flush=True)
     table = markdown_table(rows, COLUMNS)
     head = (f"model {path}; {len(openings)} NSMC test openings (5 tokens), {a.max_new_tokens} new tokens each; "
-            f"n-gram metrics on eojeol; ppl = continuations under the same model; seconds = wall time for the row")
+            f"n-gram metrics on eojeol, "(tok)" on model tokens; ppl = continuations under the same model; seconds = wall time for the row")
     print("\n" + head + "\n\n" + table)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".md").write_text(head + "\n\n" + table + "\n\n" + "\n".join(

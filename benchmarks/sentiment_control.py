@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kogen.evaluation.compare import PROMPT_STYLES, control_row, markdown_table, prompt_style_row  # noqa: E402
 from kogen.evaluation.judge import train_judge  # noqa: E402
+from kogen.generation import PARAM_BY_NAME  # noqa: E402
 from kogen.models import load_model  # noqa: E402
 
 COLUMNS = ["match", "match 긍정", "match 부정", "ppl (base)", "ppl ×", "distinct-2", "seconds"]
@@ -45,8 +46,8 @@ def main():
     p.add_argument("--data-dir", default=os.environ.get("KOGEN_NSMC_DIR", "../shared/data/nsmc"))
     p.add_argument("--base", default="bundled")
     p.add_argument("--tuned", default="checkpoints/quick/hf_model")
-    p.add_argument("--strengths", default="0.5,1,2,4")
-    p.add_argument("--default-strength", type=float, default=2.0)
+    p.add_argument("--strengths", default="0.5,1,2,4,8")
+    p.add_argument("--default-strength", type=float, default=PARAM_BY_NAME["control_strength"].default)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sentiment_control"))
     a = p.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -13,26 +13,16 @@ import os
 import time
 
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 
-from kogen.data import read_nsmc
+from kogen.evaluation.judge import train_judge
 from kogen.models import load_model
 
 PROMPTS = {"긍정": 1, "부정": 0}
 
 
 def train_classifier(data_dir):
-    def split(path):
-        texts, _ = read_nsmc(path)
-        return [t.split(" ", 1)[1] for t in texts], [int(t.startswith("긍정")) for t in texts]
-    x_train, y_train = split(os.path.join(data_dir, "ratings_train.txt"))
-    x_test, y_test = split(os.path.join(data_dir, "ratings_test.txt"))
-    clf = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=3, sublinear_tf=True),
-                        LogisticRegression(max_iter=1000, C=2.0))
-    clf.fit(x_train, y_train)
-    return clf, clf.score(x_test, y_test)
+    clf, acc, _ = train_judge(data_dir, max_test=None)
+    return clf, acc
 
 
 @torch.inference_mode()

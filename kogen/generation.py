@@ -37,7 +37,7 @@ PARAMS = [
     Param("control", str, None, label="감정 제어(FUDGE)",
           help="긍정 또는 부정: 판별기가 그 감정으로 끝날 것 같은 토큰에 가산점을 줍니다(비우면 끔)",
           choices=("긍정", "부정")),
-    Param("control_strength", float, 1.0, 0.0, 10.0, "제어 강도 λ",
+    Param("control_strength", float, 4.0, 0.0, 10.0, "제어 강도 λ",
           "FUDGE가 더하는 λ·log P(감정|문장): 클수록 감정은 또렷하지만 문장이 덜 자연스러워집니다"),
 ]
 PARAM_BY_NAME = {p.name: p for p in PARAMS}

@@ -38,9 +38,12 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           finish_reason is "stop" (</s>), "length" or "time" (hit the time limit).
                           "stream": true answers server-sent events: `data: {"text": chunk}` per piece,
                           then `event: done` with the same summary (one sequence, num_beams=1 only).
+                          penalty_alpha > 0 switches to contrastive search (with top_k candidates);
+                          control ("긍정"/"부정", or positive/negative) + control_strength steer with FUDGE.
     POST /v1/completions  OpenAI's completions API: model, prompt, max_tokens (16), temperature (1; 0 means
                           greedy), top_p, n, seed, echo, stream; top_k, repetition_penalty,
-                          no_repeat_ngram_size, min_tokens as extras (openai client: extra_body=...).
+                          no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0
+                          and top_k to 4), control, control_strength as extras (openai client: extra_body=...).
     GET  /v1/models       the one model served
 
 Model calls are serialized by one lock (requests are not); each generation stops after KOGEN_MAX_TIME

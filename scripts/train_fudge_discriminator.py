@@ -133,7 +133,7 @@ prefixes are near chance, whole reviews near a sentence classifier):
 python scripts/train_fudge_discriminator.py --data-dir ../shared/data/nsmc --epochs {args.epochs} \\
     --batch-size {args.batch_size} --lr {args.lr} --max-len {args.max_len} --seed {args.seed}
 ```
-{metrics['steps']} steps, {seconds / 60:.1f} minutes on 2 CPU cores. Size budget: ≤ 5 MB (this one:
+{metrics['steps']} steps, {seconds / 60:.1f} minutes on a CPU with {torch.get_num_threads()} torch thread(s). Size budget: ≤ 5 MB (this one:
 {(Path(out) / 'model.safetensors').stat().st_size / 1e6:.1f} MB).
 
 ## Licence

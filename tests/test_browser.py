@@ -77,3 +77,38 @@ def test_page_streams_compares_and_escapes(url, tmp_path):
         browser.close()
     assert not errors, errors
     print(f"screenshot: {tmp_path / 'ui.png'}")
+
+
+def test_contrastive_preset_and_sentiment_control_from_the_page(url, bundled):
+    from playwright.sync_api import expect, sync_playwright
+
+    from kogen.generation import generate
+    prompt = "이 영화는"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        a, b = page.locator("#col-a"), page.locator("#col-b")
+        page.fill("#prompt", prompt)
+        b.locator('[data-preset="contrastive"]').click()
+        assert b.locator('[name="penalty_alpha"]').input_value() == "0.6" and b.locator('[name="top_k"]').input_value() == "4"
+        a.locator('[data-preset="greedy"]').click()
+        a.locator('[name="control"]').select_option("부정")
+        a.locator('[name="control_strength"]').fill("4")
+        for col in (a, b):
+            col.locator('[name="max_new_tokens"]').fill("20")
+        page.click("#run-both")
+        for col in (a, b):
+            expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+        model, tok = bundled
+        want_b = generate(model, tok, prompt, max_new_tokens=20, penalty_alpha=0.6, top_k=4)[0]
+        want_a = generate(model, tok, prompt, max_new_tokens=20, control="부정", control_strength=4.0)[0]
+        assert prompt + b.locator(".new").text_content() == want_b
+        assert prompt + a.locator(".new").text_content() == want_a
+        # a preset resets contrastive search: greedy again on B
+        b.locator('[data-preset="greedy"]').click()
+        assert b.locator('[name="penalty_alpha"]').input_value() == "0"
+        browser.close()
+    assert not errors, errors

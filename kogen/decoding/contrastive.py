@@ -70,3 +70,23 @@ def contrastive_search(model, input_ids, top_k=4, penalty_alpha=0.6, max_new_tok
     if streamer is not None:
         streamer.end()
     return input_ids
+
+
+@torch.inference_mode()
+def explain_step(model, tokenizer, prompt, top_k=4, penalty_alpha=0.6):
+    """One step of contrastive search spelled out for a lesson (no cache: clarity over speed).
+    Returns the k candidates, best first: token, probability, degeneration penalty, score."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
+    out = model(ids, output_hidden_states=True)
+    context = out.hidden_states[-1][0]                                          # (T, C)
+    logits = out.logits[0, -1].float()
+    logits[list(getattr(model.generation_config, "suppress_tokens", None) or [])] = float("-inf")
+    top_probs, top_ids = logits.softmax(-1).topk(top_k)
+    # each candidate appended to the prompt; its last hidden state against every context state
+    cand = model(torch.cat([ids.repeat(top_k, 1), top_ids[:, None]], 1), output_hidden_states=True)
+    cand_h = cand.hidden_states[-1][:, -1]                                      # (k, C)
+    penalty = (F.normalize(cand_h, dim=-1) @ F.normalize(context, dim=-1).T).max(-1).values
+    score = (1 - penalty_alpha) * top_probs - penalty_alpha * penalty
+    rows = [dict(token=tokenizer.decode([int(t)]), prob=float(p), penalty=float(q), score=float(s))
+            for t, p, q, s in zip(top_ids, top_probs, penalty, score)]
+    return sorted(rows, key=lambda r: -r["score"])

@@ -36,3 +36,18 @@ class FudgeLogitsProcessor(LogitsProcessor):
         log_p = disc.candidate_log_probs(input_ids, top_ids)[..., self.label]     # (B, K)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, top_ids, top_scores + self.strength * log_p.to(scores.dtype))
+
+
+@torch.inference_mode()
+def explain_step(model, tokenizer, prompt, label, strength=1.0, show=8, precondition_topk=200):
+    """One FUDGE step spelled out for a lesson: for the candidates FUDGE ranks highest, the model's
+    probability, the discriminator's P(label | prompt + token) and the reweighted probability."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
+    log_p_lm = model(ids).logits[0, -1].float().log_softmax(-1)
+    fudge = FudgeLogitsProcessor(label, strength, tokenizer=tokenizer, precondition_topk=precondition_topk)
+    p_new = fudge(ids, log_p_lm[None].clone())[0].softmax(-1)
+    top_ids = log_p_lm.topk(precondition_topk).indices
+    p_label = fudge.disc.to(model.device).candidate_log_probs(ids, top_ids[None])[0, :, fudge.label].exp()
+    rows = [dict(token=tokenizer.decode([int(t)]), p_lm=float(log_p_lm[t].exp()), p_label=float(q), p_fudge=float(p_new[t]))
+            for t, q in zip(top_ids, p_label)]
+    return sorted(rows, key=lambda r: -r["p_fudge"])[:show], sorted(rows, key=lambda r: -r["p_lm"])[:show]

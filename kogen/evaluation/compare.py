@@ -2,7 +2,8 @@
 control setting or prompt style, each computed the same way whether a lesson prints a small table or
 `benchmarks/` runs the full one.
 
-    decoding_row(...)   rep-2/3/4, diversity, distinct-1/2 (eojeol) + perplexity under the model
+    decoding_row(...)   rep-2/3/4, diversity, distinct-1/2 (eojeol), rep-2/4 and diversity on model tokens,
+                        and perplexity under the model
     control_row(...)    share of samples the independent judge calls 긍정/부정, perplexity under the base
                         model (the cost of steering), distinct-2
     prompt_style_row(...) the same, for a prompt written to ask for the label
@@ -78,6 +79,9 @@ def decoding_row(model, tokenizer, prompts, method, max_new_tokens=48, seed=0, f
                       seed=seed + i)
         conts += continuations(model, tokenizer, prompt, params)
     row = repetition_report(conts, eojeol)
+    # the same on the model's own tokens: a run like ";;;;;;" is one eojeol but many repeated tokens
+    by_token = repetition_report(conts, tokenizer.tokenize)
+    row.update({f"{k} (tok)": by_token[k] for k in ("rep-2", "rep-4", "diversity")})
     row["ppl"] = perplexity(model, tokenizer, prompts, conts)
     row["seconds"] = time.perf_counter() - start
     return row, conts
