@@ -46,8 +46,9 @@ def main():
         examples[name] = [openings[i] + conts[i] for i in range(a.show)]
         print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()), flush=True)
     table = markdown_table(rows, COLUMNS)
-    head = (f"model {path}; {len(openings)} NSMC test openings (5 tokens), {a.max_new_tokens} new tokens each; "
-            f"n-gram metrics on eojeol, "(tok)" on model tokens; ppl = continuations under the same model; seconds = wall time for the row")
+    head = (f"model {a.model}; {len(openings)} NSMC test openings (5 tokens), {a.max_new_tokens} new tokens each; "
+            "n-gram metrics on eojeol, '(tok)' on model tokens; ppl = continuations under the same model; "
+            "seconds = wall time for the row")
     print("\n" + head + "\n\n" + table)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".md").write_text(head + "\n\n" + table + "\n\n" + "\n".join(

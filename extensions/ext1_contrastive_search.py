@@ -26,6 +26,7 @@ from kogen.models import load_model
 
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "bundled")
 PROMPT = "이 영화는 정말"
+LOOPING = "이 영화를 보고 이 영화를 보고"  # greedy가 자주 빠지는 되풀이의 한가운데
 
 
 def main():
@@ -38,11 +39,12 @@ def main():
     print(f"모델: {path}\n")
 
     # 1. 한 단계를 손으로: 후보 k개의 확률, 앞 문맥과 닮은 정도(코사인 유사도의 최댓값), 점수
-    print(f"== 1. 한 단계 들여다보기: '{PROMPT}' 다음 토큰 (k=4, α=0.6) ==")
-    rows = {f"'{r['token']}'": dict(r) for r in explain_step(model, tokenizer, PROMPT, top_k=4, penalty_alpha=0.6)}
+    print(f"== 1. 한 단계 들여다보기: '{LOOPING}' 다음 토큰 (k=4, α=0.6) ==")
+    rows = {f"'{r['token']}'": dict(r) for r in explain_step(model, tokenizer, LOOPING, top_k=4, penalty_alpha=0.6)}
     print(markdown_table(rows, ["prob", "penalty", "score"], first="후보", digits=3))
-    best_by_prob = max(rows, key=lambda k: rows[k]["prob"])
-    print(f"확률만 보면 {best_by_prob}(greedy의 선택), 점수로는 {next(iter(rows))}를 고릅니다.\n")
+    by_prob = max(rows, key=lambda k: rows[k]["prob"])
+    print(f"확률로 고르면(greedy) {by_prob}, 점수로 고르면(contrastive) {next(iter(rows))}. penalty가 1에 가까운 후보는 "
+          f"앞에서 이미 한 말을 되풀이하는 토큰입니다.\n")
 
     # 2. 같은 프롬프트, 네 가지 방법
     print(f"== 2. '{PROMPT}'를 {n_tokens}토큰 이어 쓰기 ==")

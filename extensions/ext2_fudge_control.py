@@ -26,6 +26,7 @@ from kogen.decoding.discriminator import load_discriminator
 from kogen.decoding.fudge import explain_step
 from kogen.evaluation.compare import NEUTRAL_OPENINGS, control_row, markdown_table
 from kogen.evaluation.judge import train_judge
+from kogen.generation import PARAM_BY_NAME
 from kogen.models import load_model
 
 TUNED = Path("checkpoints/quick/hf_model")  # kogen train --quick의 결과(있으면 함께 비교)
@@ -44,7 +45,7 @@ def main():
           f"토크나이저 '{disc.config['tokenizer']['name']}'\n")
 
     # 1. 한 단계: 모델이 좋아하는 토큰과, 긍정으로 끝날 것 같은 토큰은 다릅니다
-    prompt, strength = "이 영화는", 2.0
+    prompt, strength = "이 영화는", PARAM_BY_NAME["control_strength"].default  # kogen의 기본 λ
     print(f"== 1. '{prompt}' 다음 토큰, 긍정으로 조종(λ={strength}) ==")
     by_fudge, by_lm = explain_step(model, tokenizer, prompt, "긍정", strength, show=6)
     print("모델 혼자 고른 상위 6개:")
@@ -62,14 +63,14 @@ def main():
     print(f"\n== 3. 레이블마다 {n}개 샘플(top-k 50, top-p 0.92): 판정기가 본 감정 일치율 ==")
     base = (model, tokenizer)
     rows = {"제어 없음": control_row(model, tokenizer, judge, base, openings=openings, per_opening=per_opening)}
-    for lam in (1.0, 2.0, 4.0):
+    for lam in (1.0, 2.0, 4.0, 8.0):
         rows[f"FUDGE λ={lam:g}"] = control_row(model, tokenizer, judge, base, strength=lam, openings=openings,
                                                per_opening=per_opening)
     if TUNED.exists():  # 4단계식 미세조정 모델: 접두어만 / 접두어 + FUDGE
         tuned, tuned_tok, _ = load_model(str(TUNED))
         rows["미세조정 + 접두어"] = control_row(tuned, tuned_tok, judge, base, prefix=True, openings=openings,
                                           per_opening=per_opening)
-        rows["미세조정 + 접두어 + FUDGE λ=2"] = control_row(tuned, tuned_tok, judge, base, prefix=True, strength=2.0,
+        rows["미세조정 + 접두어 + FUDGE λ=4"] = control_row(tuned, tuned_tok, judge, base, prefix=True, strength=4.0,
                                                      openings=openings, per_opening=per_opening)
     else:
         print(f"({TUNED}가 없어 미세조정 모델 줄은 건너뜁니다: kogen train --quick으로 만들 수 있습니다)")
@@ -77,8 +78,8 @@ def main():
     print("match: 요청한 감정과 판정이 같은 비율(제어 없음은 약 0.5가 기준선) · ppl (base): 기본 모델이 본 perplexity")
 
     # 4. 예시
-    print("\n== 4. 예시 (FUDGE λ=2) ==")
-    samples = rows["FUDGE λ=2"]["samples"]
+    print("\n== 4. 예시 (FUDGE λ=4) ==")
+    samples = rows["FUDGE λ=4"]["samples"]
     print(f"[긍정] {samples[0]}\n[긍정] {samples[1]}\n[부정] {samples[n]}\n[부정] {samples[n + 1]}")
 
 

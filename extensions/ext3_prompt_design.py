@@ -51,8 +51,13 @@ def main():
     best = max(rows, key=lambda s: rows[s]["match"])
     gain = rows[best]["match"] - rows["plain"]["match"]
     print(f"\n== 3. 결과 ==\n가장 잘 통한 프롬프트: {best} (일치율 {rows[best]['match']:.2f}, plain보다 {gain:+.2f})")
-    print("같은 목표라도 모델이 학습한 글의 모양에 맞춘 프롬프트가 통합니다. 더 확실한 방법은 4단계(접두어로 미세조정)와 "
-          "확장 2(FUDGE)입니다.")
+    if gain < 0.1:
+        print("어느 프롬프트도 기준선보다 뚜렷이(0.1 이상) 낫지 않습니다. 이 작은 모델은 리뷰를 이어 쓰도록만 학습했지, "
+              "지시를 따르거나 예시의 감정을 흉내 내도록 학습한 적이 없습니다. 이런 모델에서 감정을 정하려면 "
+              "4단계(레이블 접두어로 미세조정)나 확장 2(FUDGE)가 필요합니다. 더 큰 모델에서는 다를 수 있으니 "
+              "KOGEN_MODEL=skt/kogpt2-base-v2로 재 보세요.")
+    else:
+        print("프롬프트만 바꿔도 감정이 움직였습니다. 그래도 4단계(미세조정)와 확장 2(FUDGE)의 일치율과 비교해 보세요.")
     print(f"\n예시 ({best}, 긍정): {rows[best]['samples'][0]}\n예시 ({best}, 부정): {rows[best]['samples'][n]}")
 
 
