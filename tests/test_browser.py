@@ -27,88 +27,87 @@ def url(bundled):
     torch.set_num_threads(threads)
 
 
-def test_page_streams_compares_and_escapes(url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def page(url):
+    """The page in headless chromium; any JavaScript error on it fails the test."""
+    from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
-        a, b = page.locator("#col-a"), page.locator("#col-b")
-        expect(a.locator(".preset.active")).to_have_text("추천")  # the page starts A on the recommended preset
-        assert a.locator('[name="do_sample"]').is_checked() and a.locator('[name="top_p"]').input_value() == "0.92"
-
-        page.fill("#prompt", INJECTION)
-        a.locator('[name="max_new_tokens"]').fill("150")
-        a.locator('[name="min_new_tokens"]').fill("150")
-        a.locator('[name="seed"]').fill("1")
-        # count every change to A's output: a stream changes it once per piece
-        page.evaluate("""() => { window.__updates = 0; new MutationObserver(r => window.__updates += r.length)
-            .observe(document.querySelector('#col-a .output'), {subtree: true, childList: true, characterData: true}); }""")
-        page.click("#run-a")
-        # streamed: text is on the page while the request is still running (no stats line yet)
-        page.wait_for_function("""() => document.querySelector('#col-a .new')?.textContent.length > 0
-            && document.querySelector('#col-a .stats').textContent === ''""", timeout=30_000)
-        expect(a.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
-        assert page.evaluate("window.__updates") > 10, "output should grow piece by piece"
-        assert a.locator(".new").inner_text().strip()
-        assert a.locator(".prompt-part").inner_text() == INJECTION, "the prompt must be shown as typed text"
-        assert page.locator(".output img").count() == 0 and page.evaluate("window.__xss") is None
-
-        # the same prompt under two settings, side by side
-        a.locator('[name="max_new_tokens"]').fill("30")
-        a.locator('[name="min_new_tokens"]').fill("0")
-        b.locator('[data-preset="beam"]').click()
-        b.locator('[name="num_return_sequences"]').fill("2")
-        page.fill("#prompt", "오늘 본 영화는 정말")
-        page.click("#run-both")
-        for col in (a, b):
-            expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
-        expect(b.locator(".seq")).to_have_count(2)
-        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
-
-        # a bad value: the server's Korean message, next to the field
-        a.locator('[name="top_p"]').fill("1.5")
-        page.click("#run-a")
-        expect(a.locator(".error")).to_contain_text("top_p")
-        expect(a.locator(".error")).to_contain_text("(0.0, 1.0]")
-        assert "invalid" in a.locator('[name="top_p"]').get_attribute("class")
+        yield page
         browser.close()
     assert not errors, errors
+
+
+def test_page_streams_compares_and_escapes(page, tmp_path):
+    from playwright.sync_api import expect
+    a, b = page.locator("#col-a"), page.locator("#col-b")
+    expect(a.locator(".preset.active")).to_have_text("추천")  # the page starts A on the recommended preset
+    assert a.locator('[name="do_sample"]').is_checked() and a.locator('[name="top_p"]').input_value() == "0.92"
+
+    page.fill("#prompt", INJECTION)
+    a.locator('[name="max_new_tokens"]').fill("150")
+    a.locator('[name="min_new_tokens"]').fill("150")
+    a.locator('[name="seed"]').fill("1")
+    # count every change to A's output: a stream changes it once per piece
+    page.evaluate("""() => { window.__updates = 0; new MutationObserver(r => window.__updates += r.length)
+        .observe(document.querySelector('#col-a .output'), {subtree: true, childList: true, characterData: true}); }""")
+    page.click("#run-a")
+    # streamed: text is on the page while the request is still running (no stats line yet)
+    page.wait_for_function("""() => document.querySelector('#col-a .new')?.textContent.length > 0
+        && document.querySelector('#col-a .stats').textContent === ''""", timeout=30_000)
+    expect(a.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+    assert page.evaluate("window.__updates") > 10, "output should grow piece by piece"
+    assert a.locator(".new").inner_text().strip()
+    assert a.locator(".prompt-part").inner_text() == INJECTION, "the prompt must be shown as typed text"
+    assert page.locator(".output img").count() == 0 and page.evaluate("window.__xss") is None
+
+    # the same prompt under two settings, side by side
+    a.locator('[name="max_new_tokens"]').fill("30")
+    a.locator('[name="min_new_tokens"]').fill("0")
+    b.locator('[data-preset="beam"]').click()
+    b.locator('[name="num_return_sequences"]').fill("2")
+    page.fill("#prompt", "오늘 본 영화는 정말")
+    page.click("#run-both")
+    for col in (a, b):
+        expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+    expect(b.locator(".seq")).to_have_count(2)
+    page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+
+    # a bad value: the server's Korean message, next to the field
+    a.locator('[name="top_p"]').fill("1.5")
+    page.click("#run-a")
+    expect(a.locator(".error")).to_contain_text("top_p")
+    expect(a.locator(".error")).to_contain_text("(0.0, 1.0]")
+    assert "invalid" in a.locator('[name="top_p"]').get_attribute("class")
     print(f"screenshot: {tmp_path / 'ui.png'}")
 
 
-def test_contrastive_preset_and_sentiment_control_from_the_page(url, bundled):
-    from playwright.sync_api import expect, sync_playwright
+def test_contrastive_preset_and_sentiment_control_from_the_page(page, bundled):
+    from playwright.sync_api import expect
 
     from kogen.generation import generate
     prompt = "이 영화는"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        a, b = page.locator("#col-a"), page.locator("#col-b")
-        page.fill("#prompt", prompt)
-        b.locator('[data-preset="contrastive"]').click()
-        assert b.locator('[name="penalty_alpha"]').input_value() == "0.6" and b.locator('[name="top_k"]').input_value() == "4"
-        a.locator('[data-preset="greedy"]').click()
-        a.locator('[name="control"]').select_option("부정")
-        a.locator('[name="control_strength"]').fill("4")
-        for col in (a, b):
-            col.locator('[name="max_new_tokens"]').fill("20")
-        page.click("#run-both")
-        for col in (a, b):
-            expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
-        model, tok = bundled
-        want_b = generate(model, tok, prompt, max_new_tokens=20, penalty_alpha=0.6, top_k=4)[0]
-        want_a = generate(model, tok, prompt, max_new_tokens=20, control="부정", control_strength=4.0)[0]
-        assert prompt + b.locator(".new").text_content() == want_b
-        assert prompt + a.locator(".new").text_content() == want_a
-        # a preset resets contrastive search: greedy again on B
-        b.locator('[data-preset="greedy"]').click()
-        assert b.locator('[name="penalty_alpha"]').input_value() == "0"
-        browser.close()
-    assert not errors, errors
+    a, b = page.locator("#col-a"), page.locator("#col-b")
+    page.fill("#prompt", prompt)
+    b.locator('[data-preset="contrastive"]').click()
+    assert b.locator('[name="penalty_alpha"]').input_value() == "0.6" and b.locator('[name="top_k"]').input_value() == "4"
+    a.locator('[data-preset="greedy"]').click()
+    a.locator('[name="control"]').select_option("부정")
+    a.locator('[name="control_strength"]').fill("4")
+    for col in (a, b):
+        col.locator('[name="max_new_tokens"]').fill("20")
+    page.click("#run-both")
+    for col in (a, b):
+        expect(col.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+    model, tok = bundled
+    want_b = generate(model, tok, prompt, max_new_tokens=20, penalty_alpha=0.6, top_k=4)[0]
+    want_a = generate(model, tok, prompt, max_new_tokens=20, control="부정", control_strength=4.0)[0]
+    assert prompt + b.locator(".new").text_content() == want_b
+    assert prompt + a.locator(".new").text_content() == want_a
+    # a preset resets contrastive search: greedy again on B
+    b.locator('[data-preset="greedy"]').click()
+    assert b.locator('[name="penalty_alpha"]').input_value() == "0"
