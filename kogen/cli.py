@@ -5,6 +5,7 @@
     kogen generate "이 영화는" --do-sample --control 긍정              # FUDGE sentiment control
     kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
     kogen serve --model checkpoints/quick/hf_model
+    kogen eval --model bundled --preset greedy --preset contrastive --prompts nsmc-test:100 --out reports/eval1
     kogen check step1
 """
 import argparse
@@ -65,6 +66,14 @@ def cmd_serve(a):
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device)
 
 
+def cmd_eval(a):
+    from .evaluation.report import run_eval
+    report = run_eval(a.model or ["bundled"], a.preset or ["greedy", "recommended"], a.prompts, a.max_new_tokens,
+                      a.seed, a.out, a.reference_model, a.data_dir, not a.no_sentiment,
+                      command="kogen " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else "kogen eval")
+    print(f"보고서: {report} (같은 폴더에 results.json과 그림 PNG)")
+
+
 def cmd_check(a):
     from .check import main as check_main
     return check_main(a.steps, a.solutions)
@@ -107,6 +116,20 @@ def build_parser():
     s.add_argument("--port", type=int, default=int(os.environ.get("KOGEN_PORT", 9001)))
     s.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
     s.set_defaults(func=cmd_serve)
+
+    e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")
+    e.add_argument("--model", action="append", help="여러 번 쓸 수 있음: 허브 id, 폴더, 또는 'bundled' (기본: bundled)")
+    e.add_argument("--preset", action="append", help="여러 번 쓸 수 있음: greedy, beam, top_k, top_p, contrastive, "
+                                                     "recommended (기본: greedy, recommended)")
+    e.add_argument("--prompts", default="nsmc-test:100", help="nsmc-test:N(NSMC test 리뷰의 앞 5토큰, 나머지가 참조) "
+                                                            "또는 한 줄에 프롬프트 하나인 파일")
+    e.add_argument("--max-new-tokens", type=int, default=48)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", default="reports/eval", help="보고서 폴더")
+    e.add_argument("--reference-model", default="bundled", help="모든 시스템의 글을 같은 잣대로 잴 참조 모델")
+    e.add_argument("--data-dir", default=None, help="NSMC 폴더 (기본: KOGEN_NSMC_DIR 또는 자동 다운로드)")
+    e.add_argument("--no-sentiment", action="store_true", help="감정 조건 정확도(판정기 학습 약 20초)를 건너뜀")
+    e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("check", help="실습 파일 자동 채점 (예: kogen check step1)")
     c.add_argument("steps", nargs="*", help="step1 ... step5 (비우면 전부 차례로)")

@@ -88,13 +88,15 @@ def decoding_row(model, tokenizer, prompts, method, max_new_tokens=48, seed=0, f
 
 
 def sample_for_label(model, tokenizer, make_prompt, label, openings, per_opening=5, max_new_tokens=32,
-                     strength=None, seed=0):
+                     strength=None, seed=0, decoding=SAMPLING):
     """`per_opening` samples per opening; returns (openings repeated, continuations after the opening).
-    `make_prompt(label, opening)` builds the prompt; the label's prompt words are not part of the text."""
+    `make_prompt(label, opening)` builds the prompt; the label's prompt words are not part of the text.
+    A deterministic `decoding` (greedy, beam, contrastive) gives one text per opening."""
     used, conts = [], []
+    per_opening = per_opening if decoding.get("do_sample") else 1
     for j, opening in enumerate(openings):
         prompt = make_prompt(label, opening)
-        params = dict(SAMPLING, num_return_sequences=per_opening, max_new_tokens=max_new_tokens, min_new_tokens=3,
+        params = dict(decoding, num_return_sequences=per_opening, max_new_tokens=max_new_tokens, min_new_tokens=3,
                       seed=seed + 1000 * LABELS.index(label) + j,  # independent samples per label
                       control=label if strength else None, control_strength=strength or 1.0)
         conts += continuations(model, tokenizer, prompt, params)
@@ -118,12 +120,13 @@ def scored_row(judge, base, per_label):
 
 
 def control_row(model, tokenizer, judge, base, prefix=False, strength=None, openings=NEUTRAL_OPENINGS,
-                per_opening=5, max_new_tokens=32, seed=0):
+                per_opening=5, max_new_tokens=32, seed=0, decoding=SAMPLING):
     """One control setting: no control, the label word as prompt prefix, FUDGE at `strength`, or both."""
     start = time.perf_counter()
     make = PROMPT_STYLES["label word" if prefix else "plain"]
     per_label = {label: sample_for_label(model, tokenizer, lambda lab, o: make(lab, o, []), label, openings,
-                                         per_opening, max_new_tokens, strength, seed) for label in LABELS[::-1]}
+                                         per_opening, max_new_tokens, strength, seed, decoding)
+                 for label in LABELS[::-1]}
     row = scored_row(judge, base, per_label)
     row["seconds"] = time.perf_counter() - start
     return row
