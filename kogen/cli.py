@@ -14,6 +14,7 @@ import os
 import sys
 
 from .generation import PARAMS
+from .serving.study import add_study_parser
 
 
 def add_generation_args(p):
@@ -63,7 +64,7 @@ def cmd_train(a):
 
 def cmd_serve(a):
     from .web import serve
-    serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device)
+    serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab)
 
 
 def cmd_eval(a):
@@ -115,6 +116,8 @@ def build_parser():
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=int(os.environ.get("KOGEN_PORT", 9001)))
     s.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
+    s.add_argument("--db", help="평가·A/B 기록 SQLite 파일 (기본: KOGEN_DB 또는 ~/.local/share/kogen/kogen.db)")
+    s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")
@@ -135,6 +138,7 @@ def build_parser():
     c.add_argument("steps", nargs="*", help="step1 ... step5 (비우면 전부 차례로)")
     c.add_argument("--solutions", action="store_true", help="실습 파일 대신 solutions/ 를 채점")
     c.set_defaults(func=cmd_check)
+    add_study_parser(sub)  # kogen study create|list|export (kogen/serving/study.py)
     return p
 
 

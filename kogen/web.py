@@ -45,6 +45,7 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0
                           and top_k to 4), control, control_strength as extras (openai client: extra_body=...).
     GET  /v1/models       the one model served
+    /eval/..., /ab/...    human evaluation studies and A/B tests (with `db`): see kogen/serving/
 
 Model calls are serialized by one lock (requests are not); each generation stops after KOGEN_MAX_TIME
 seconds (default 30) through generate's `max_time`.
@@ -244,8 +245,10 @@ def openai_prompt(body):
     return prompt
 
 
-def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME):
-    """The Flask app; `model` + `tokenizer` serve every endpoint, `inference_fn` (optional) answers /api."""
+def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
+               db=None, ab=None):
+    """The Flask app; `model` + `tokenizer` serve every endpoint, `inference_fn` (optional) answers /api.
+    With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab` ({arm: preset}) an A/B test."""
     if model is None and inference_fn is None:
         raise ValueError("create_app에 model과 tokenizer(또는 /api용 inference_fn)를 넘기세요.")
     app = Flask(__name__, template_folder=str(REPO / "templates"), static_folder=str(REPO / "static"))
@@ -380,6 +383,9 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
         app.logger.exception("unhandled error")
         return error_response(500, None, "서버 내부 오류입니다. 서버를 실행한 터미널의 로그를 확인하세요.")
 
+    if db is not None or ab:  # human evaluation and A/B tests: kogen/serving/, votes in one SQLite file
+        from .serving import register
+        register(app, gen, db, ab, name, device)
     return app
 
 
@@ -415,15 +421,24 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
     return lm, tokenizer, name, lm.device
 
 
-def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None):
-    """Load the model once, then serve it with waitress until Ctrl+C."""
+def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None):
+    """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
+    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test."""
     from waitress import create_server
+
+    from .serving.ab import parse_arms
+    from .serving.store import Store
+    arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
+    if db or os.environ.get("KOGEN_DB") or arms:
+        store.open()  # a chosen database that cannot be opened fails now, not at the first vote
     lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
-    app = create_app(lm, tokenizer, name, device)
+    app = create_app(lm, tokenizer, name, device, db=store, ab=arms)
     try:
         server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
     except OSError as e:
         raise ValueError(f"{host}:{port}에서 서버를 열 수 없습니다({e.strerror}). 이미 켜 둔 서버를 끄거나 "
                          f"--port {port + 1}처럼 다른 포트를 쓰세요.") from None
     print(f"[kogen] 웹 서비스: http://{host}:{port} (모델 {name}, 장치 {device}) — 끝내려면 Ctrl+C", flush=True)
+    print(f"[kogen] 사람 평가: http://{host}:{port}/eval" + (f" · A/B 시험 {arms}: http://{host}:{port}/ab/results"
+          if arms else "") + f" (저장: {store.path})", flush=True)
     server.run()

@@ -49,35 +49,46 @@ def two_proportion_z(k1, n1, k2, n2):
     return z, normal_two_sided_p(z)
 
 
-def win_matrix(n, votes):
-    """W[i, j] = wins of system i over system j; a tie or "both bad" counts half a win each way
-    (as Chatbot Arena counts ties), so it pulls the two strengths together."""
-    W = np.zeros((n, n))
-    for i, j, choice in votes:
-        if choice == "a":
-            W[i, j] += 1
-        elif choice == "b":
-            W[j, i] += 1
-        else:
-            W[i, j] += 0.5
-            W[j, i] += 0.5
-    return W
+def vote_weights(votes):
+    """(i, j, w_ij, w_ji) arrays: what each vote adds to W[i, j] and W[j, i]. A tie or "both bad"
+    counts half a win each way (as Chatbot Arena counts ties), so it pulls the two strengths together."""
+    votes = list(votes)
+    i = np.array([v[0] for v in votes], dtype=int)
+    j = np.array([v[1] for v in votes], dtype=int)
+    choice = np.array([v[2] for v in votes], dtype=object)
+    w_ij = np.where(choice == "a", 1.0, np.where(choice == "b", 0.0, 0.5))
+    return i, j, w_ij, 1.0 - w_ij
 
 
-def bradley_terry(W, prior=0.1, iters=10_000, tol=1e-10):
+def win_matrix(n, votes, rows=None):
+    """W[i, j] = wins of system i over system j. With `rows` (R, V) of vote indices: R matrices (R, n, n)
+    at once, one per bootstrap resample."""
+    i, j, w_ij, w_ji = vote_weights(votes)
+    single = rows is None
+    rows = np.arange(len(i))[None] if single else rows
+    base = np.arange(rows.shape[0])[:, None] * n * n  # each resample's block in one flat array
+    size = rows.shape[0] * n * n
+    flat = np.bincount((base + i[rows] * n + j[rows]).ravel(), w_ij[rows].ravel(), size)
+    flat += np.bincount((base + j[rows] * n + i[rows]).ravel(), w_ji[rows].ravel(), size)
+    W = flat.reshape(-1, n, n)
+    return W[0] if single else W
+
+
+def bradley_terry(W, prior=0.1, iters=10_000, tol=1e-9):
     """Bradley-Terry strengths p, P(i beats j) = p_i / (p_i + p_j), by Hunter's (2004) MM iteration
         p_i <- W_i / sum_j N_ij / (p_i + p_j),   W_i = sum_j W_ij,  N_ij = W_ij + W_ji.
     `prior` adds that many virtual wins each way between every pair, so a system that never won (or
-    never lost) keeps a finite strength and the comparison graph is connected. Geometric mean 1."""
+    never lost) keeps a finite strength and the comparison graph is connected. Geometric mean 1.
+    W may be a stack (R, n, n): all R fits run together (the bootstrap)."""
     W = np.asarray(W, dtype=float)
-    n = W.shape[0]
+    n = W.shape[-1]
     W = W + prior * (1 - np.eye(n))
-    N = W + W.T
-    p = np.ones(n)
+    N = W + np.swapaxes(W, -1, -2)
+    p = np.ones(W.shape[:-1])
     for _ in range(iters):
-        new = W.sum(1) / (N / (p[:, None] + p[None, :])).sum(1)
-        new /= np.exp(np.log(new).mean())
-        done = np.max(np.abs(new - p)) < tol
+        new = W.sum(-1) / (N / (p[..., :, None] + p[..., None, :])).sum(-1)
+        new /= np.exp(np.log(new).mean(-1, keepdims=True))
+        done = np.max(np.abs(np.log(new) - np.log(p))) < tol
         p = new
         if done:
             break
@@ -96,9 +107,8 @@ def bt_scores(n, votes, rounds=200, seed=0, prior=0.1):
     scores = elo(bradley_terry(win_matrix(n, votes), prior))
     if not votes:
         return scores, scores.copy(), scores.copy()
-    rng = np.random.default_rng(seed)
-    boot = np.array([elo(bradley_terry(win_matrix(n, [votes[k] for k in rng.integers(0, len(votes), len(votes))]),
-                                       prior)) for _ in range(rounds)])
+    rows = np.random.default_rng(seed).integers(0, len(votes), (rounds, len(votes)))
+    boot = elo(bradley_terry(win_matrix(n, votes, rows), prior))
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     return scores, low, high
 

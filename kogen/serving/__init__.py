@@ -1,0 +1,37 @@
+"""Serving room: human evaluation studies (/eval) and A/B tests of the live service (/ab).
+
+    store.py   the SQLite store: the only SQL, where every vote and A/B event is written
+    study.py   `kogen study create|list|export` and the /eval routes (rating page, JSON API, results)
+    ab.py      `kogen serve --ab A=PRESET --ab B=PRESET`: sticky arms, impressions, outcomes, /ab/results
+
+Routes translate HTTP into store calls and back; the model is reached only through web.Generator.
+"""
+from flask import current_app
+
+from .store import Conflict, NotFound, Store, StoreError
+
+
+def register(app, gen, db, arms=None, model_name=None, device=None):
+    """Add /eval (and /ab when `arms` is given) to kogen.web's app; `db` is a path or a Store."""
+    from ..web import error_response
+    from . import ab, study
+    store = db if isinstance(db, Store) else Store(db)
+    arms = ab.parse_arms(arms) if isinstance(arms, (list, tuple)) else arms  # ["A=greedy", ...] or {"A": "greedy"}
+    app.extensions["kogen"] = dict(gen=gen, store=store, arms=arms or {}, model_name=model_name, device=device)
+    app.register_blueprint(study.bp)
+    if arms:
+        if gen is None:
+            raise ValueError("A/B 시험(--ab)에는 모델이 필요합니다. create_app에 model과 tokenizer를 넘기세요.")
+        app.register_blueprint(ab.bp)
+        app.view_functions["index"] = ab.page  # the home page becomes the A/B page: same service, arm's decoding
+
+    # store errors -> HTTP: unknown -> 404, taken -> 409, cannot open or busy -> 503 (never a 500)
+    app.register_error_handler(NotFound, lambda e: error_response(404, getattr(e, "field", None), str(e)))
+    app.register_error_handler(Conflict, lambda e: error_response(409, getattr(e, "field", None), str(e)))
+    app.register_error_handler(StoreError, lambda e: error_response(503, None, str(e)))
+    return app
+
+
+def state():
+    """What register() stored for the routes: gen, store, arms, model_name, device."""
+    return current_app.extensions["kogen"]
