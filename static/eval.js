@@ -72,7 +72,7 @@ async function vote(choice) {
       col.classList.toggle("winner", choice === side);
     }
     const label = document.querySelector(`.choice[data-choice="${choice}"]`).textContent;
-    $("status").textContent = `'${label}'(으)로 저장했습니다.`;
+    $("status").textContent = `저장했습니다: ${label}`;
     $("next").hidden = false;
     $("next").focus();
   } catch (err) {

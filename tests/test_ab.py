@@ -1,6 +1,8 @@
 """A/B tests of the live service on a real waitress server: sticky arms per browser (cookie jar), the arm's
 preset applied, impressions and outcomes on disk, /ab/results with Wilson intervals and a z-test; the
 normal page unchanged without --ab; bad --ab refused before the model loads."""
+import os
+
 import pytest
 import requests
 import torch
@@ -129,3 +131,29 @@ def test_kogen_serve_with_a_bad_arm_exits_2_before_loading_the_model(tmp_path, c
     err = capsys.readouterr().err
     assert rc == 2 and "알 수 없는 프리셋" in err and err.count("\n") == 1, err
     assert parse_arms(None) == {} and parse_arms(["x=greedy", "y-2=top_p"]) == {"x": "greedy", "y-2": "top_p"}
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="/usr/bin/chromium 없음: apt-get install -y chromium")
+def test_the_ab_page_logs_thumbs_and_copy_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import ARGS, CHROMIUM
+    url, store = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page, errors = browser.new_page(), []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        expect(page.locator(".feedback")).to_be_hidden()  # nothing to rate before an output is shown
+        page.fill("#max_new_tokens", "6")
+        page.click("#run")
+        expect(page.locator(".feedback")).to_be_visible()
+        assert page.locator(".output .new").text_content(), "the arm's output is on the page"
+        page.click('[data-kind="up"]')
+        expect(page.locator(".thanks")).to_contain_text("저장했습니다")
+        assert page.locator('[data-kind="down"]').is_disabled(), "one thumbs per output"
+        page.click('[data-kind="copy"]')
+        expect(page.locator(".thanks")).to_contain_text("복사했습니다")
+        browser.close()
+    assert not errors, errors
+    (row,) = store.ab_counts()
+    assert (row["impressions"], row["up"], row["copy"], row["positive"]) == (1, 1, 1, 1), row

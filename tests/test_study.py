@@ -329,3 +329,49 @@ def test_every_acknowledged_vote_survives_a_sigkill(tmp_path, free_port):
     finally:
         proc.kill()
         proc.communicate(timeout=30)
+
+
+# --- the rating page in a real browser ---------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, as in test_browser.py: nothing is downloaded
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="/usr/bin/chromium 없음: apt-get install -y chromium")
+def test_a_rater_sees_system_names_only_after_voting(model, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import ARGS
+    store = Store(tmp_path / "browser.db")
+    make_study(store, "브라우저", n_prompts=3, output=lambda p, s: f" {s}번 출력 {p} <img src=x onerror=\"window.__xss=1\">")
+    srv = start_server(create_app(*model, db=store))
+    names = [name for name, _, _ in SYSTEMS] + ["greedy", "top_p"]
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page, errors = browser.new_page(), []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{srv.effective_port}/eval/브라우저")
+            a, b = page.locator("#side-A"), page.locator("#side-B")
+            expect(a.locator(".new")).to_contain_text("출력")
+            expect(page.locator("#progress")).to_have_text("평가한 항목 0 / 3")
+            assert not any(n in page.content() for n in names), "no system name anywhere in the page before the vote"
+            assert page.locator(".output img").count() == 0 and page.evaluate("window.__xss") is None, "outputs are text"
+            left_system = int(a.locator(".new").text_content().split("번")[0])  # " 1번 출력 ..." -> system 1
+
+            page.click('[data-choice="A"]')
+            expect(a.locator(".reveal")).to_contain_text("시스템")
+            assert SYSTEMS[left_system][0] in a.locator(".reveal").text_content(), "A's name is the system shown on A"
+            assert SYSTEMS[1 - left_system][0] in b.locator(".reveal").text_content()
+            expect(page.locator("#status")).to_contain_text("저장했습니다")
+
+            page.click("#next")
+            expect(page.locator("#progress")).to_have_text("평가한 항목 1 / 3")
+            expect(a.locator(".reveal")).to_have_text("")
+            assert not any(n in page.inner_text("body") for n in names), "the next item hides the names again"
+            page.reload()  # the cookie keeps the rater: the vote still counts for this browser
+            expect(page.locator("#progress")).to_have_text("평가한 항목 1 / 3")
+            browser.close()
+        assert not errors, errors
+    finally:
+        stop_server(srv)
+    (vote,) = store.votes(store.study("브라우저")["id"])
+    assert vote["choice"] == "ab"[left_system], "the stored winner is the system that was on the left"
