@@ -14,6 +14,7 @@ import os
 import sys
 
 from .generation import PARAMS
+from .safety.cli import add_generate_flags, add_safety_parser
 from .serving.study import add_study_parser
 
 
@@ -33,11 +34,30 @@ def add_generation_args(p):
 def cmd_generate(a):
     from .generation import check_params, check_prompt, generate
     from .models import load_model
+    from .safety.cli import read_words
+    from .safety.filter import bad_words_ids, check_policy, guarded
     params = {prm.name: getattr(a, prm.name) for prm in PARAMS}
-    check_params(params), check_prompt(a.prompt)  # fail before the slow model load
+    checked = check_params(params)
+    check_prompt(a.prompt), check_policy(a.safety)  # fail before the slow model load
+    words = read_words(a.bad_words)
     model, tok, _ = load_model(a.model, a.device)
-    for text in generate(model, tok, a.prompt, **params):
-        print(json.dumps({"prompt": a.prompt, "text": text}, ensure_ascii=False) if a.json else text.replace("\n", " "))
+    bad = bad_words_ids(tok, words)
+
+    def once(attempt):  # another try = another seed (only sampling changes with it)
+        seed = params["seed"] if not attempt else (params["seed"] or 0) + attempt
+        texts = generate(model, tok, a.prompt, bad_words_ids=bad, **dict(params, seed=seed))
+        return texts, [t[len(a.prompt):] if t.startswith(a.prompt) else t for t in texts]
+    texts, _, safety = guarded(once, a.prompt, a.safety, a.safety_threshold, deterministic=not checked["do_sample"])
+    for i, text in enumerate(texts):
+        verdict = safety.get("outputs", [None] * len(texts))[i]
+        if a.json:
+            line = {"prompt": a.prompt, "text": text, **({"safety": verdict} if verdict else {})}
+            print(json.dumps(line, ensure_ascii=False))
+        else:
+            print(text.replace("\n", " "))
+            if verdict:
+                print(f"[안전 {safety['policy']}] 유해 점수 {verdict['score']:.2f}, 판정 {verdict['label']}, "
+                      f"편향 {verdict['bias']}", file=sys.stderr)
 
 
 QUICK = dict(epochs=1, batch_size=32, learning_rate=5e-4, max_seq_length=32, max_train_examples=40_000,
@@ -90,6 +110,7 @@ def build_parser():
     g.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
     g.add_argument("--json", action="store_true", help="한 줄에 JSON 하나로 출력")
     add_generation_args(g)
+    add_generate_flags(g)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="NSMC로 미세조정(체크포인트 + Hugging Face 폴더 저장)")
@@ -139,6 +160,7 @@ def build_parser():
     c.add_argument("--solutions", action="store_true", help="실습 파일 대신 solutions/ 를 채점")
     c.set_defaults(func=cmd_check)
     add_study_parser(sub)  # kogen study create|list|export (kogen/serving/study.py)
+    add_safety_parser(sub)  # kogen safety score (kogen/safety/cli.py)
     return p
 
 
@@ -147,10 +169,12 @@ def main(argv=None):
     from .deploy import CheckpointError
     from .generation import ParamError
     from .models import ModelNotFoundError
+    from .safety.classifier import ClassifierFileError
+    from .safety.filter import Blocked
     a = build_parser().parse_args(argv)
     try:
         return a.func(a) or 0
-    except (ModelNotFoundError, DataError, CheckpointError, ParamError, ValueError) as e:
+    except (ModelNotFoundError, DataError, CheckpointError, ParamError, ValueError, Blocked, ClassifierFileError) as e:
         print(f"kogen {a.command}: 오류: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

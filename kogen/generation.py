@@ -225,18 +225,20 @@ def contrastive_processors(model, params, n_prompt, tokenizer):
 
 
 @torch.inference_mode()
-def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None):
+def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None, bad_words_ids=None):
     """Output ids (prompt included) for checked `params`: model.generate, or contrastive search when
-    penalty_alpha > 0; FUDGE joins either as a logits processor when params["control"] is set."""
-    from transformers import LogitsProcessorList, MaxTimeCriteria, StoppingCriteriaList
+    penalty_alpha > 0; FUDGE joins either as a logits processor when params["control"] is set.
+    `bad_words_ids` (token id sequences) are never generated (a user's word list, see kogen.safety)."""
+    from transformers import LogitsProcessorList, MaxTimeCriteria, NoBadWordsLogitsProcessor, StoppingCriteriaList
     fudge = control_processor(params, tokenizer)
+    extra = [NoBadWordsLogitsProcessor(bad_words_ids, tokenizer.eos_token_id)] if bad_words_ids else []
     if params["seed"] is not None:
         torch.manual_seed(params["seed"])
     ids = ids.to(model.device)
     stopping = StoppingCriteriaList(stopping_criteria or [])
     if params["penalty_alpha"] > 0:
         from .decoding.contrastive import contrastive_search
-        procs = contrastive_processors(model, params, ids.shape[1], tokenizer)
+        procs = contrastive_processors(model, params, ids.shape[1], tokenizer) + extra
         if fudge:
             procs.append(fudge)
         if max_time:
@@ -244,13 +246,13 @@ def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=No
         return contrastive_search(model, ids, params["top_k"], params["penalty_alpha"], params["max_new_tokens"],
                                   tokenizer.eos_token_id, tokenizer.pad_token_id, procs, stopping, streamer)
     return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, max_time=max_time,
-                          stopping_criteria=stopping, logits_processor=LogitsProcessorList([fudge] if fudge else []),
+                          stopping_criteria=stopping, logits_processor=LogitsProcessorList(extra + ([fudge] if fudge else [])),
                           **generate_kwargs(params, tokenizer))
 
 
-def generate(model, tokenizer, prompt, streamer=None, **params):
+def generate(model, tokenizer, prompt, streamer=None, bad_words_ids=None, **params):
     """Generate continuations of `prompt`; returns a list of texts, prompt included."""
     params = check_params(params)
     ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model))
-    out = run_model(model, tokenizer, ids, params, streamer)
+    out = run_model(model, tokenizer, ids, params, streamer, bad_words_ids=bad_words_ids)
     return [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]

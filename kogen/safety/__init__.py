@@ -1,0 +1,1 @@
+"""Safety: a Korean toxicity/bias classifier and the filter that uses it in generation."""
