@@ -84,7 +84,8 @@ def cmd_train(a):
 
 def cmd_serve(a):
     from .web import serve
-    serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab)
+    serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
+          safety=a.safety, safety_threshold=a.safety_threshold)
 
 
 def cmd_eval(a):
@@ -138,6 +139,8 @@ def build_parser():
     s.add_argument("--port", type=int, default=int(os.environ.get("KOGEN_PORT", 9001)))
     s.add_argument("--device", help="cuda, cpu, mps (기본: 자동)")
     s.add_argument("--db", help="평가·A/B 기록 SQLite 파일 (기본: KOGEN_DB 또는 ~/.local/share/kogen/kogen.db)")
+    s.add_argument("--safety", default="flag", help="안전 정책: off, flag(점수만, 기본), block(거절), regenerate(다시 생성)")
+    s.add_argument("--safety-threshold", type=float, default=None, help="이 유해 점수 이상이면 유해로 봅니다 (기본 0.5)")
     s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
     s.set_defaults(func=cmd_serve)
 

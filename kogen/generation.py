@@ -238,7 +238,8 @@ def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=No
     stopping = StoppingCriteriaList(stopping_criteria or [])
     if params["penalty_alpha"] > 0:
         from .decoding.contrastive import contrastive_search
-        procs = contrastive_processors(model, params, ids.shape[1], tokenizer) + extra
+        procs = contrastive_processors(model, params, ids.shape[1], tokenizer)
+        procs.extend(extra)
         if fudge:
             procs.append(fudge)
         if max_time:

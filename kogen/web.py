@@ -23,7 +23,7 @@ Public functions
 
 Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param", "type"}}, never a 500)
     GET  /                the page: templates/index.html + static/
-    GET  /healthz         {"status": "ok", "model", "device", "max_context"}
+    GET  /healthz         {"status": "ok", "model", "device", "max_context", "safety"}
     GET  /api/params      the parameter table (ranges, Korean labels and help) and the presets
     POST /api             ratsnlp's API. All eight fields are required: prompt, min_length, max_length, top_p,
                           top_k, repetition_penalty, no_repeat_ngram_size, temperature (numbers or numeric
@@ -45,6 +45,11 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0
                           and top_k to 4), control, control_strength as extras (openai client: extra_body=...).
     GET  /v1/models       the one model served
+    Safety (create_app(safety=...), kogen serve --safety; serve's default "flag"): responses of /api/generate
+                          and /v1/completions carry "safety" (the classifier's score, label, bias); "block" and
+                          "regenerate" refuse a toxic prompt or output with a 422 (type "safety_block"); a
+                          stream is scored as it grows and ends with `event: blocked` (OpenAI stream:
+                          finish_reason "content_filter").
     /eval/..., /ab/...    human evaluation studies and A/B tests (with `db`): see kogen/serving/
 
 Model calls are serialized by one lock (requests are not); each generation stops after KOGEN_MAX_TIME
@@ -246,7 +251,7 @@ def openai_prompt(body):
 
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
-               db=None, ab=None):
+               db=None, ab=None, safety="off", safety_threshold=None):
     """The Flask app; `model` + `tokenizer` serve every endpoint, `inference_fn` (optional) answers /api.
     With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab` ({arm: preset}) an A/B test."""
     if model is None and inference_fn is None:
@@ -258,6 +263,26 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     lock = gen.lock if gen else threading.Lock()
     name = model_name or getattr(model, "name_or_path", None) or "model"
     device = str(device or (model.device if model is not None else "cpu"))
+
+    from .safety.filter import THRESHOLD, Blocked, check_policy, check_prompt_safety, guard_stream, guarded
+    check_policy(safety)
+    threshold = THRESHOLD if safety_threshold is None else safety_threshold
+
+    def safe_generate(prompt, ids, params):
+        """gen() under the safety policy: the summary dict with "safety" added, or raises Blocked."""
+        if safety == "off":
+            return gen(ids, params)
+        runs = []
+
+        def once(attempt):  # another try = another seed (only sampling changes with it)
+            seed = params["seed"] if not attempt else (params["seed"] or 0) + attempt
+            runs.append(gen(ids, dict(params, seed=seed)))
+            return runs[-1]["texts"], runs[-1]["completions"]
+        _, _, verdicts = guarded(once, prompt, safety, threshold, deterministic=not params["do_sample"])
+        return dict(runs[-1], safety=verdicts)
+
+    def safe_stream(ids, params):
+        return gen.stream(ids, params) if safety == "off" else guard_stream(gen.stream(ids, params), safety, threshold)
 
     def need_model():
         if gen is None:
@@ -272,7 +297,8 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok", model=name, device=device, max_context=gen.max_context if gen else None)
+        return jsonify(status="ok", model=name, device=device, max_context=gen.max_context if gen else None,
+                       safety=safety)
 
     @app.get("/api/params")
     def params_doc():
@@ -313,13 +339,18 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
         params = check_params(body)
         ids = need_model().encode(prompt, params)
         if not stream:
-            return jsonify(gen(ids, params))
+            return jsonify(safe_generate(prompt, ids, params))
         check_streamable(params)
+        if safety != "off":
+            check_prompt_safety(prompt, safety, threshold)  # refused before anything streams
 
         def events():
             try:
-                for item in gen.stream(ids, params):
+                for item in safe_stream(ids, params):
                     yield sse({"text": item}) if isinstance(item, str) else sse(item, "done")
+            except Blocked as b:
+                yield sse(dict(error=dict(field=b.where, message=b.message, type="safety_block"), safety=b.verdict),
+                          "blocked")
             except Exception:
                 app.logger.exception("generation failed while streaming")
                 yield sse({"error": {"field": None, "message": "생성 중 서버 오류가 났습니다. 서버 로그를 보세요."}}, "error")
@@ -333,13 +364,15 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
         ids = need_model().encode(prompt, params, "max_tokens")
         head = dict(id=f"cmpl-{uuid.uuid4().hex[:24]}", object="text_completion", created=int(time.time()), model=name)
         if not stream:
-            out = gen(ids, params)
+            out = safe_generate(prompt, ids, params)
             choices = [dict(index=i, text=(prompt if echo else "") + c, logprobs=None, finish_reason=OPENAI_REASON[r])
                        for i, (c, r) in enumerate(zip(out["completions"], out["finish_reasons"]))]
             usage = dict(prompt_tokens=out["prompt_tokens"], completion_tokens=out["new_tokens"],
                          total_tokens=out["prompt_tokens"] + out["new_tokens"])
-            return jsonify(dict(head, choices=choices, usage=usage))
+            return jsonify(dict(head, choices=choices, usage=usage, **({"safety": out["safety"]} if "safety" in out else {})))
         check_streamable(params, "n")
+        if safety != "off":
+            check_prompt_safety(prompt, safety, threshold)
 
         def events():
             def choice(text, reason=None):
@@ -347,11 +380,13 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
             try:
                 if echo:
                     yield sse(choice(prompt))
-                for item in gen.stream(ids, params):
+                for item in safe_stream(ids, params):
                     if isinstance(item, str):
                         yield sse(choice(item))
                     else:
                         yield sse(choice("", OPENAI_REASON[item["finish_reason"]]))
+            except Blocked as b:  # OpenAI's own name for a stop by a content filter
+                yield sse(dict(choice("", "content_filter"), error=dict(message=b.message, type="safety_block")))
             except Exception:
                 app.logger.exception("generation failed while streaming")
                 yield sse({"error": {"message": "생성 중 서버 오류가 났습니다.", "type": "server_error"}})
@@ -365,6 +400,13 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     @app.errorhandler(ParamError)
     def bad_param(e):
         return error_response(400, e.field, e.message)
+
+    @app.errorhandler(Blocked)
+    def blocked(e):  # 422: the request was valid, its content is refused by the safety policy
+        resp, status = error_response(422, e.where, e.message)
+        body = resp.get_json()
+        body["error"]["type"], body["safety"] = "safety_block", e.verdict
+        return jsonify(body), status
 
     @app.errorhandler(HTTPException)
     def http_error(e):
@@ -421,18 +463,23 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
     return lm, tokenizer, name, lm.device
 
 
-def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None):
+def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
+          safety="flag", safety_threshold=None):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
     (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test."""
     from waitress import create_server
 
     from .serving.ab import parse_arms
     from .serving.store import Store
+    from .safety.filter import check_policy, classifier
+    check_policy(safety)
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
     lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
-    app = create_app(lm, tokenizer, name, device, db=store, ab=arms)
+    if safety != "off":
+        classifier()  # load it now: a missing classifier file fails at start, not at the first request
+    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold)
     try:
         server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
     except OSError as e:

@@ -58,6 +58,19 @@ function showStats(col, started, summary) {
     `시간 ${secs.toFixed(2)}초 · 새 토큰 ${summary.new_tokens}개 · ${tps} 토큰/초 · ${FINISH[summary.finish_reason] || ""}`;
 }
 
+// The safety classifier's view of an output (kogen serve --safety flag|block|regenerate): a badge.
+const HATE = { none: "문제없음", offensive: "공격적", hate: "혐오" };
+function showSafety(col, safety) {
+  const badge = col.querySelector(".safety");
+  const verdict = safety && safety.outputs && safety.outputs[0];
+  badge.hidden = !verdict;
+  if (!verdict) return;
+  const risky = verdict.score >= 0.5;
+  badge.className = "safety " + (risky ? "risky" : "ok");
+  badge.textContent = `안전 검사: ${HATE[verdict.label] || verdict.label} · 유해 점수 ${verdict.score.toFixed(2)}` +
+    (verdict.bias !== "none" ? ` · 편향(${verdict.bias})` : "") + (risky ? " — 주의가 필요한 글입니다" : "");
+}
+
 // Server-sent events over fetch (EventSource cannot POST): blocks end with a blank line.
 async function readEvents(resp, onEvent) {
   const reader = resp.body.getReader();
@@ -87,6 +100,7 @@ async function run(col) {
   const output = col.querySelector(".output");
   output.replaceChildren();
   col.querySelector(".stats").textContent = "";
+  showSafety(col, null);
   col.querySelector(".error").textContent = "";
   document.querySelectorAll(".invalid").forEach(n => n.classList.remove("invalid"));
   // the server streams one sequence at a time; beam search and several results come at once
@@ -112,7 +126,8 @@ async function run(col) {
       seq.append(el("span", "prompt-part", prompt), generated);
       output.append(seq);
       await readEvents(resp, (event, data) => {
-        if (event === "done") showStats(col, started, data);
+        if (event === "done") { showStats(col, started, data); showSafety(col, data.safety); }
+        else if (event === "blocked") { generated.textContent = ""; showError(col, data.error); }
         else if (event === "error") showError(col, data.error);
         else generated.textContent += data.text;
       });
@@ -124,6 +139,7 @@ async function run(col) {
         output.append(seq);
       });
       showStats(col, started, data);
+      showSafety(col, data.safety);
     }
   } catch (e) {
     if (e.name !== "AbortError") showError(col, { message: `서버에 연결할 수 없습니다: ${e.message}` });

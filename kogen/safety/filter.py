@@ -96,3 +96,40 @@ def guarded(generate_once, prompt, policy="flag", threshold=THRESHOLD, max_tries
         if policy == "flag" or not is_toxic(worst, threshold):
             return texts, completions, dict(policy=policy, prompt=prompt_verdict, outputs=verdicts, tries=attempt + 1)
     raise Blocked("output", worst, tries)
+
+
+BLOCKING = ("block", "regenerate")
+
+
+def check_prompt_safety(prompt, policy, threshold=THRESHOLD):
+    """The prompt's verdict; raises Blocked for a toxic prompt under block/regenerate (before any generation)."""
+    verdict = score_texts([prompt])[0]
+    if policy in BLOCKING and is_toxic(verdict, threshold):
+        raise Blocked("prompt", verdict)
+    return verdict
+
+
+def guard_stream(items, policy, threshold=THRESHOLD, every=24):
+    """A streamed generation under `policy`: text pieces pass through; under block/regenerate the growing
+    text is scored every `every` characters (the piece that tips it is not sent) and a toxic text ends the
+    stream by raising Blocked (a stream cannot be taken back, so regenerate acts as block here). The last
+    item, the summary dict, gets the final verdict under "safety"."""
+    text, checked = "", 0
+    try:
+        for item in items:
+            if not isinstance(item, str):
+                verdict = score_texts([text])[0]
+                if policy in BLOCKING and is_toxic(verdict, threshold):
+                    raise Blocked("output", verdict)
+                yield dict(item, safety=dict(policy=policy, outputs=[verdict]))
+                return
+            text += item
+            if policy in BLOCKING and len(text) - checked >= every:
+                checked = len(text)
+                verdict = score_texts([text])[0]
+                if is_toxic(verdict, threshold):
+                    raise Blocked("output", verdict)
+            yield item
+    finally:
+        if hasattr(items, "close"):
+            items.close()  # stops the model: the stream's own cleanup cancels generation
