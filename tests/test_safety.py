@@ -197,3 +197,25 @@ def test_service_refuses_a_toxic_prompt_under_block_with_a_korean_422(safe_urls)
     assert r.status_code == 422 and r.json()["error"]["type"] == "safety_block"
     ok = requests.post(safe_urls["block"] + "/api/generate", json=dict(prompt=CLEAN, max_new_tokens=8), timeout=60)
     assert ok.status_code == 200 and ok.json()["safety"]["outputs"][0]["score"] < 0.5, ok.text
+
+
+def test_tfidf_part_round_trips_through_its_array_files(tmp_path):
+    """scikit-learn keeps coef_ in Fortran order; written as a raw buffer it would come back transposed."""
+    import numpy as np
+
+    from kogen.safety import tfidf
+    texts = ["정말 재밌다", "최악의 영화", "배우 연기 좋다", "돈 아깝다", "강력 추천", "시간 낭비"] * 3
+    vec, (model,) = tfidf.fit(texts, [[0, 1, 0, 1, 2, 1] * 3])
+    tfidf.save(tmp_path, vec, [model], ("hate",))
+    vec2, (model2,) = tfidf.load(tmp_path, ("hate",))
+    probe = ["재밌다 최고", "낭비 최악"]
+    assert np.allclose(tfidf.proba(vec, model, probe), tfidf.proba(vec2, model2, probe), atol=1e-5)
+
+
+def test_label_agrees_with_the_score():
+    import numpy as np
+
+    from kogen.safety.classifier import hate_label
+    assert hate_label(np.array([0.39, 0.35, 0.26])) == "offensive", "0.61 toxic in total is not 'none'"
+    assert hate_label(np.array([0.6, 0.1, 0.3])) == "none"
+    assert hate_label(np.array([0.2, 0.3, 0.5])) == "hate"

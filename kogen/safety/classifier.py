@@ -138,7 +138,13 @@ def mixed_probs(clf, texts):
             w * g_bias + (1 - w) * tfidf_io.proba(vec, bias_lr, texts))
 
 
+def hate_label(p):
+    """'none' unless P(offensive) + P(hate) >= 0.5, then the likelier of the two: the label agrees with the
+    score (a plain 3-way argmax can say 'none' at 0.39 while the two toxic classes add up to 0.61)."""
+    return "none" if p[1] + p[2] < 0.5 else HATE_LABELS[1 + int(p[2] > p[1])]
+
+
 def predict(clf, texts):
     """[(P(hate or offensive), hate label, bias label)] for non-empty texts."""
     hate, bias = mixed_probs(clf, texts)
-    return [(float(h[1] + h[2]), HATE_LABELS[int(h.argmax())], BIAS_LABELS[int(b.argmax())]) for h, b in zip(hate, bias)]
+    return [(float(h[1] + h[2]), hate_label(h), BIAS_LABELS[int(b.argmax())]) for h, b in zip(hate, bias)]

@@ -23,10 +23,12 @@ def save(folder, vec, models, names):
     folder = Path(folder)
     vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
     (folder / "tfidf_vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    arrays = {"idf": vec.idf_.astype(np.float32)}
+    # C order: scikit-learn's coef_ can be Fortran-ordered, and safetensors writes the raw buffer
+    arrays = {"idf": np.ascontiguousarray(vec.idf_, dtype=np.float32)}
     for name, m in zip(names, models):
-        arrays.update({f"{name}.coef": m.coef_.astype(np.float32), f"{name}.intercept": m.intercept_.astype(np.float32),
-                       f"{name}.classes": m.classes_.astype(np.int64)})
+        arrays.update({f"{name}.coef": np.ascontiguousarray(m.coef_, dtype=np.float32),
+                       f"{name}.intercept": np.ascontiguousarray(m.intercept_, dtype=np.float32),
+                       f"{name}.classes": np.ascontiguousarray(m.classes_, dtype=np.int64)})
     save_file(arrays, str(folder / "tfidf.safetensors"))
 
 
