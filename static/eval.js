@@ -6,6 +6,7 @@ const CONFIG = JSON.parse(document.getElementById("config").textContent);
 const BASE = `/eval/${encodeURIComponent(CONFIG.study)}`;
 const $ = id => document.getElementById(id);
 let current = null;  // the item on screen: {token, prompt, outputs}
+const progress = { done: 0, total: 0 };
 
 function setBusy(busy) {
   document.querySelectorAll(".choice").forEach(b => { b.disabled = busy; });
@@ -25,6 +26,7 @@ function render(data) {
   current = data.item;
   $("error").textContent = "";
   $("next").hidden = true;
+  Object.assign(progress, { done: data.done, total: data.total });
   $("progress").textContent = `평가한 항목 ${data.done} / ${data.total}`;
   document.querySelectorAll("#criteria select").forEach(s => { s.value = ""; });
   for (const side of ["A", "B"]) {
@@ -73,6 +75,7 @@ async function vote(choice) {
     }
     const label = document.querySelector(`.choice[data-choice="${choice}"]`).textContent;
     $("status").textContent = `저장했습니다: ${label}`;
+    $("progress").textContent = `평가한 항목 ${progress.done += 1} / ${progress.total}`;
     $("next").hidden = false;
     $("next").focus();
   } catch (err) {

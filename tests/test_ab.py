@@ -45,7 +45,8 @@ def sessions_for_both_arms(url):
     while len(found) < 2:
         s = requests.Session()
         s.get(url + "/", timeout=30)  # the page sets the session cookie
-        found.setdefault(arm_for(s.cookies["kogen_ab"], ARMS), s)
+        if found.setdefault(arm_for(s.cookies["kogen_ab"], ARMS), s) is not s:
+            s.close()
     return found
 
 
@@ -60,6 +61,7 @@ def test_each_browser_keeps_its_arm_and_gets_that_arms_preset(server, model):
         want = generate(*model, PROMPT, max_new_tokens=6, **PRESETS[ARMS[arm]]["params"])[0]
         assert all(o["texts"][0] == want for o in outs), (arm, outs[0]["texts"], want)
         assert len({o["impression_id"] for o in outs}) == 3
+        s.close()
 
 
 def test_outcomes_are_logged_and_results_show_rates_intervals_and_a_p_value(server):
@@ -78,6 +80,7 @@ def test_outcomes_are_logged_and_results_show_rates_intervals_and_a_p_value(serv
     lo, hi = by["A"]["rate_ci"]
     assert by["A"]["rate"] == 0.5 and 0.1 < lo < 0.5 < hi < 0.9, "Wilson 2/4 is about [0.15, 0.85]"
     assert by["B"]["vs"] == "A" and 0 < by["B"]["p_value"] < 1
+    a.close(), b.close()
     page = requests.get(url + "/ab/results", timeout=30).text
     assert "A/B 시험 결과" in page and "Wilson" in page and "greedy" in page and "beam" in page
 
@@ -100,6 +103,7 @@ def test_outcome_rules_one_rating_per_output_own_session_only_valid_kinds(server
     assert r.status_code == 400 and r.json()["error"]["field"] == "num_beams", "the arm decides the decoding"
     r = s.post(url + "/ab/generate", data=b"nope", headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["field"] == "body"
+    s.close(), other.close()
     counts = {r["arm"]: r for r in store.ab_counts()}
     assert sum(r["impressions"] for r in counts.values()) == 2 and sum(r["up"] or 0 for r in counts.values()) == 1
 

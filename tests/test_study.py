@@ -116,7 +116,7 @@ def test_kogen_study_create_list_export_end_to_end(model, tmp_path, capsys):
     assert main(["study", "list", "--db", str(db)]) == 0
     assert "디코딩\t시스템 A, B\t프롬프트 3\t항목 3\t투표 1" in capsys.readouterr().out
     assert main(["study", "export", "디코딩", "--csv", str(tmp_path / "votes.csv"), "--db", str(db)]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "votes.csv", encoding="utf-8-sig")))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "votes.csv").read_text(encoding="utf-8-sig"))))
     assert len(rows) == 1 and rows[0]["rater"] == "r1" and rows[0]["prompt"] in prompts
     winner = rows[0]["system_b"] if rows[0]["choice"] == "b" else rows[0]["system_a"]
     assert rows[0]["winner"] == winner and winner in ("A", "B")
@@ -146,6 +146,11 @@ def test_a_taken_study_name_is_refused_before_any_generation(tmp_path, capsys):
     assert rc == 2 and "이미 있습니다" in err and err.count("\n") == 1, err
     assert main(["study", "export", "없는연구", "--csv", str(tmp_path / "v.csv"), "--db", str(tmp_path / "x.db")]) == 2
     assert "없습니다" in capsys.readouterr().err
+    (tmp_path / "not.db").write_text("SQLite가 아닌 파일", encoding="utf-8")
+    for bad in (tmp_path / "not.db", tmp_path / "not.db" / "under-a-file.db"):
+        assert main(["study", "list", "--db", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "열 수 없습니다" in err and "Traceback" not in err, err
 
 
 # --- votes over HTTP ------------------------------------------------------------------------------------
@@ -314,7 +319,7 @@ def test_every_acknowledged_vote_survives_a_sigkill(tmp_path, free_port):
         os.kill(proc.pid, signal.SIGKILL)  # mid-storm: no shutdown, no flush, no atexit
         for t in threads:
             t.join(60)
-        proc.wait(30)
+        proc.communicate(timeout=30)
         assert len(acked) >= 80
         proc = start_serve(free_port, db)  # the same file, a new process
         text = requests.get(f"{url}/eval/폭풍/results.csv", timeout=30).content.decode("utf-8-sig")

@@ -5,7 +5,8 @@ every generated output shown is an impression, and the reader's thumbs up/down o
     # http://127.0.0.1:9001/           the page, decoding chosen by the browser's arm (the arm is not shown)
     # http://127.0.0.1:9001/ab/results per-arm positive rates with Wilson intervals and a z-test
 
-Arms differ by decoding preset only; one model serves them all (models per arm are not supported).
+Arms differ by decoding preset only; one model serves them all (models per arm are not supported),
+and A/B outputs come whole, not streamed (the impression id must come back with them).
 
 Routes
     POST /ab/generate   {"prompt", "max_new_tokens"?} -> {"impression_id", "arm", "texts", "completions", ...};
@@ -68,7 +69,7 @@ def session_id():
 
 def with_session(resp, sid, new):
     if new:
-        resp.set_cookie(SESSION_COOKIE, sid, max_age=90 * 24 * 3600, samesite="Lax")
+        resp.set_cookie(SESSION_COOKIE, sid, max_age=90 * 24 * 3600, samesite="Lax", httponly=True)
     return resp
 
 

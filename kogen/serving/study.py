@@ -94,7 +94,11 @@ def load_exact(name, device=None):
     return load_causal_lm(path, device), load_tokenizer(path)
 
 
-def create_study(store, name, specs, prompts, max_new_tokens=48, seed=0, device=None, log=print):
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def create_study(store, name, specs, prompts, max_new_tokens=48, seed=0, device=None, log=say):
     """Check everything, generate each system's output for each prompt once (seeded), store it all in
     one transaction. Every pair of systems is compared on every prompt. Returns the study id."""
     if not NAME.match(name):
@@ -115,7 +119,7 @@ def create_study(store, name, specs, prompts, max_new_tokens=48, seed=0, device=
             models[model_name] = load_exact(model_name, device)
     outputs = [[None] * len(systems) for _ in prompts]
     for s, ((label, model_name, preset), p) in enumerate(zip(systems, params)):
-        log(f"[kogen] 시스템 {label} ({model_name}, {preset}): 프롬프트 {len(prompts)}개 생성 중", file=sys.stderr)
+        log(f"[kogen] 시스템 {label} ({model_name}, {preset}): 프롬프트 {len(prompts)}개 생성 중")
         for i, prompt in enumerate(prompts):
             outputs[i][s] = continuation(*models[model_name], prompt, dict(p, seed=seed + i))
     settings = dict(max_new_tokens=max_new_tokens, seed=seed, params={label: p for (label, _, _), p in zip(systems, params)})
@@ -198,7 +202,7 @@ def page(name):
     config = dict(study=name, rater=rater, criteria=CRITERIA)
     resp = Response(render_template("eval.html", study=name, config=config))
     if new:  # a year: the same browser stays the same rater, so it cannot vote twice on an item
-        resp.set_cookie(RATER_COOKIE, rater, max_age=365 * 24 * 3600, samesite="Lax")
+        resp.set_cookie(RATER_COOKIE, rater, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
     return resp
 
 
