@@ -427,7 +427,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
 
     if db is not None or ab:  # human evaluation and A/B tests: kogen/serving/, votes in one SQLite file
         from .serving import register
-        register(app, gen, db, ab, name, device)
+        register(app, gen, db, ab, name, device, generate=safe_generate)  # A/B outputs pass the safety policy too
     return app
 
 

@@ -161,3 +161,14 @@ def test_the_ab_page_logs_thumbs_and_copy_in_a_real_browser(server):
     assert not errors, errors
     (row,) = store.ab_counts()
     assert (row["impressions"], row["up"], row["copy"], row["positive"]) == (1, 1, 1, 1), row
+
+
+def test_ab_outputs_pass_the_services_safety_policy(model, tmp_path):
+    from test_safety import CLEAN, INSULT
+    store = Store(tmp_path / "safe.db")
+    client = create_app(*model, db=store, ab=ARMS, safety="block").test_client()
+    ok = client.post("/ab/generate", json=dict(prompt=CLEAN, max_new_tokens=4))
+    assert ok.status_code == 200 and ok.json["safety"]["policy"] == "block", ok.json
+    refused = client.post("/ab/generate", json=dict(prompt=INSULT, max_new_tokens=4))
+    assert refused.status_code == 422 and refused.json["error"]["type"] == "safety_block", refused.json
+    assert sum(r["impressions"] for r in store.ab_counts()) == 1, "a refused output is not an impression"

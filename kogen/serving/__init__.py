@@ -11,13 +11,17 @@ from flask import current_app
 from .store import Conflict, NotFound, Store, StoreError
 
 
-def register(app, gen, db, arms=None, model_name=None, device=None):
-    """Add /eval (and /ab when `arms` is given) to kogen.web's app; `db` is a path or a Store."""
+def register(app, gen, db, arms=None, model_name=None, device=None, generate=None):
+    """Add /eval (and /ab when `arms` is given) to kogen.web's app; `db` is a path or a Store.
+    `generate(prompt, ids, params)` is how A/B outputs are made (kogen.web's, under its safety policy);
+    without it, gen(ids, params)."""
     from ..web import error_response
     from . import ab, study
     store = db if isinstance(db, Store) else Store(db)
     arms = ab.parse_arms(arms) if isinstance(arms, (list, tuple)) else arms  # ["A=greedy", ...] or {"A": "greedy"}
-    app.extensions["kogen"] = dict(gen=gen, store=store, arms=arms or {}, model_name=model_name, device=device)
+    generate = generate or (lambda prompt, ids, params: gen(ids, params))
+    app.extensions["kogen"] = dict(gen=gen, generate=generate, store=store, arms=arms or {}, model_name=model_name,
+                                   device=device)
     app.register_blueprint(study.bp)
     if arms:
         if gen is None:
@@ -33,5 +37,5 @@ def register(app, gen, db, arms=None, model_name=None, device=None):
 
 
 def state():
-    """What register() stored for the routes: gen, store, arms, model_name, device."""
+    """What register() stored for the routes: gen, generate, store, arms, model_name, device."""
     return current_app.extensions["kogen"]

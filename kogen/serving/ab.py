@@ -96,9 +96,8 @@ def generate():
     preset = st["arms"][arm]
     length = coerce(PARAM_BY_NAME["max_new_tokens"], body.get("max_new_tokens", MAX_NEW_TOKENS))
     params = check_params(dict(PRESETS[preset]["params"], max_new_tokens=length))
-    gen = st["gen"]
-    ids = gen.encode(body["prompt"], params)
-    out = gen(ids, params)
+    ids = st["gen"].encode(body["prompt"], params)
+    out = st["generate"](body["prompt"], ids, params)  # a 422 if the safety policy refuses it: no impression
     # the output is about to be shown: that is the impression, on disk before the answer leaves
     impression = st["store"].add_impression(sid, arm, preset, body["prompt"])
     return with_session(jsonify(dict(out, impression_id=impression, arm=arm)), sid, new)
