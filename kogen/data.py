@@ -202,3 +202,20 @@ def data_collator(features, pad_token_id=3):
         attention_mask[i, :len(f["input_ids"])] = 1
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def bucketed_batches(rows, batch_size, rng=None, chunk_batches=50):
+    """Batches of rows whose first field is a sequence, with similar lengths together (sorted inside
+    chunks of `chunk_batches` batches) so little of each padded batch is padding. With `rng`, rows and
+    batches are shuffled; without, the order is kept (evaluation)."""
+    rows = rows[:]
+    if rng is not None:
+        rng.shuffle(rows)
+    chunk = batch_size * chunk_batches
+    out = []
+    for i in range(0, len(rows), chunk):
+        part = sorted(rows[i:i + chunk], key=lambda r: len(r[0]))
+        out += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    if rng is not None:
+        rng.shuffle(out)
+    return out

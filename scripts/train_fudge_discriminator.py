@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kogen.data import read_nsmc  # noqa: E402
+from kogen.data import bucketed_batches, read_nsmc  # noqa: E402
 from kogen.decoding.discriminator import FUDGE_DIR, FutureDiscriminator, tokenizer_fingerprint  # noqa: E402
 from kogen.models import load_tokenizer, resolve_model  # noqa: E402
 
@@ -38,21 +38,6 @@ def load_split(path, tok, max_len, prefix_share=0.0, rng=None):
         reviews = [f"{rng.choice(LABELS)} {r}" if rng.random() < prefix_share else r for r in reviews]
     ids = tok(reviews, add_special_tokens=False)["input_ids"]
     return [(x[:max_len - 1] + [tok.eos_token_id], y) for x, y in zip(ids, labels)]
-
-
-def batches(rows, batch_size, rng, shuffle=True):
-    """Length-bucketed batches (sorted inside chunks of 50 batches) so little is padding."""
-    rows = rows[:]
-    if shuffle:
-        rng.shuffle(rows)
-    chunk = batch_size * 50
-    out = []
-    for i in range(0, len(rows), chunk):
-        part = sorted(rows[i:i + chunk], key=lambda r: len(r[0]))
-        out += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
-    if shuffle:
-        rng.shuffle(out)
-    return out
 
 
 def collate(batch, pad_id):
@@ -76,7 +61,7 @@ def evaluate(model, rows, pad_id, at=(1, 3, 5, 10, None)):
     """Accuracy of the label after the first n tokens of each review (None = the whole review)."""
     model.eval()
     hits = {n: 0 for n in at}
-    for batch in batches(rows, 512, None, shuffle=False):
+    for batch in bucketed_batches(rows, 512):
         ids, mask, y = collate(batch, pad_id)
         pred = model(ids).argmax(-1)                                 # (B, T)
         lengths = mask.sum(1)
@@ -188,7 +173,7 @@ def main():
     model.train()
     for epoch in range(start_epoch, args.epochs):
         epoch_rng = random.Random(args.seed * 1000 + epoch)  # same batch order on resume
-        for i, batch in enumerate(batches(train, args.batch_size, epoch_rng)):
+        for i, batch in enumerate(bucketed_batches(train, args.batch_size, epoch_rng)):
             if i < step - epoch * steps_per_epoch:
                 continue  # already done before the resume
             loss = prefix_loss(model, *collate(batch, tok.pad_token_id))

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kogen.data import bucketed_batches  # noqa: E402
 from kogen.safety import tfidf as tfidf_io  # noqa: E402
 from kogen.safety.classifier import (BIAS_LABELS, HATE_LABELS, SAFETY_DIR, SHARED, Classifier,  # noqa: E402
                                      encode, load_bundled_encoder, predict, save_classifier)
@@ -71,19 +72,6 @@ def fit_tfidf(train_rows):
     return vec, hate, bias
 
 
-def batches(rows, batch_size, rng):
-    """Shuffled, length-bucketed batches (sorted inside chunks of 20 batches): far less padding."""
-    rows = rows[:]
-    rng.shuffle(rows)
-    chunk = batch_size * 20
-    out = []
-    for i in range(0, len(rows), chunk):
-        part = sorted(rows[i:i + chunk], key=lambda r: len(r[0]))
-        out += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
-    rng.shuffle(out)
-    return out
-
-
 def train(args, train_rows, val_rows, tfidf):
     """Fine-tune GPT-2; keep the epoch whose GPT-2-only val AUC is best."""
     tok, model = load_bundled_encoder()
@@ -97,7 +85,7 @@ def train(args, train_rows, val_rows, tfidf):
     clf = Classifier(model, tok, tfidf, 1.0)
     model.train()
     for epoch in range(args.epochs):
-        for batch in batches(train_rows, args.batch_size, rng):
+        for batch in bucketed_batches(train_rows, args.batch_size, rng, chunk_batches=20):
             ids, mask = encode(tok, [t for t, _, _ in batch])
             hate, bias = model(ids, mask)
             loss = F.cross_entropy(hate, torch.tensor([h for _, h, _ in batch])) + \
