@@ -14,7 +14,7 @@ import os
 import sys
 
 from .generation import PARAMS
-from .safety.cli import add_generate_flags, add_safety_parser
+from .safety.cli import add_bias_parser, add_generate_flags, add_safety_parser
 from .serving.study import add_study_parser
 
 
@@ -164,6 +164,7 @@ def build_parser():
     c.set_defaults(func=cmd_check)
     add_study_parser(sub)  # kogen study create|list|export (kogen/serving/study.py)
     add_safety_parser(sub)  # kogen safety score (kogen/safety/cli.py)
+    add_bias_parser(sub)  # kogen bias (kogen/safety/bias.py)
     return p
 
 

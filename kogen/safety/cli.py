@@ -37,6 +37,22 @@ def cmd_score(a):
         print(json.dumps(dict(text=text, **verdict), ensure_ascii=False))
 
 
+def cmd_bias(a):
+    from .bias import run_bias
+    _, report = run_bias(a.model or ["bundled"], a.n, a.seed, a.out, a.data_dir)
+    print(f"보고서: {report} (같은 폴더에 results.json과 bias.png)")
+
+
+def add_bias_parser(sub):
+    b = sub.add_parser("bias", help="집단만 바꾼 프롬프트로 감정·유해성 차이 재기 (보고서 + 그림)")
+    b.add_argument("--model", action="append", help="여러 번 쓸 수 있음 (기본: bundled)")
+    b.add_argument("-n", type=int, default=20, help="템플릿 × 용어마다 샘플 수 (기본 20)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default="reports/bias")
+    b.add_argument("--data-dir", default=None, help="NSMC 폴더 (감정 판정기 학습용; 기본: KOGEN_NSMC_DIR)")
+    b.set_defaults(func=cmd_bias)
+
+
 def add_safety_parser(sub):
     s = sub.add_parser("safety", help="유해성 분류기: kogen safety score [파일] (비우면 표준 입력)")
     ss = s.add_subparsers(dest="safety_command", required=True)
@@ -45,4 +61,4 @@ def add_safety_parser(sub):
     sc.set_defaults(func=cmd_score)
 
 
-__all__ = ["add_generate_flags", "add_safety_parser", "read_words", "MAX_TRIES"]
+__all__ = ["add_bias_parser", "add_generate_flags", "add_safety_parser", "read_words", "MAX_TRIES"]
