@@ -65,7 +65,7 @@ def main():
           "ppl: 모델이 본 이어 쓴 글의 perplexity(낮을수록 모델에게 자연스러움)")
 
     # 4. α를 바꾸면: 0은 greedy, 클수록 반복은 줄지만 확률을 덜 믿습니다
-    print(f"\n== 4. α에 따라 (k=4) ==")
+    print("\n== 4. α에 따라 (k=4) ==")
     alphas = {f"α={a}": decoding_row(model, tokenizer, NEUTRAL_OPENINGS[:n_prompts],
                                      dict(penalty_alpha=a, top_k=4) if a else {}, n_tokens)[0]
               for a in (0.0, 0.3, 0.6, 0.9)}

@@ -12,7 +12,6 @@ averages them with the weight that scores best on val; the card reports each alo
 import argparse
 import csv
 import json
-import os
 import random
 import sys
 import time

@@ -34,6 +34,17 @@ def bundled():
     return model, tokenizer
 
 
+@pytest.fixture(scope="module")
+def model(bundled):
+    """The bundled model with torch on one thread for the module: 2 cores shared with other jobs make a
+    second OpenMP thread spin, and this tiny model runs ~100x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield bundled
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def free_port():
     return find_free_port()

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from kogen.decoding.contrastive import contrastive_search
 from kogen.decoding.discriminator import (FutureDiscriminator, TokenizerMismatchError, load_discriminator,

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-import torch
 
 from kogen.cli import main
 from kogen.generation import PRESETS, generate
@@ -45,14 +44,6 @@ def vote_once(session, url, name, rater, choice="A"):
     item = session.get(f"{url}/eval/{name}/next", params=dict(rater=rater), timeout=60).json()["item"]
     r = session.post(f"{url}/eval/{name}/vote", json=dict(token=item["token"], choice=choice, rater=rater), timeout=60)
     return r.status_code, r.json(), int(item["token"].split(".")[0])
-
-
-@pytest.fixture(scope="module")
-def model(bundled):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield bundled
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -298,7 +289,7 @@ def test_every_acknowledged_vote_survives_a_sigkill(tmp_path, free_port):
     make_study(Store(db), "폭풍", n_prompts=200)
     url = f"http://127.0.0.1:{free_port}"
     proc = start_serve(free_port, db)
-    acked, lock, stop = [], threading.Lock(), threading.Event()
+    acked, lock = [], threading.Lock()
 
     def storm(i):
         with requests.Session() as s:

@@ -27,15 +27,6 @@ RATSNLP = dict(prompt=PROMPT, min_length="5", max_length="20", top_p="0.92", top
 
 
 @pytest.fixture(scope="module")
-def model(bundled):
-    # 2 cores shared with other jobs: a second OpenMP thread spins and makes this tiny model ~100x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield bundled
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def url(model):
     server = start_server(create_app(*model, model_name="bundled", device="cpu"))
     yield f"http://127.0.0.1:{server.effective_port}"

@@ -148,7 +148,7 @@ def write_report(result, meta, out):
     columns = [c for c in ("ppl (self)", "ppl (ref)", "rep-2", "rep-3", "rep-4", "diversity", "distinct-1", "distinct-2",
                            "self-BLEU", "BLEU", "chrF", "ROUGE-1", "ROUGE-2", "ROUGE-L", "MAUVE", "sentiment")
                if any(c in r for r in systems.values())]
-    lines = [f"# kogen eval 보고서", "", f"- 명령: `{meta['command']}`",
+    lines = ["# kogen eval 보고서", "", f"- 명령: `{meta['command']}`",
              f"- 프롬프트: {meta['prompts']} ({meta['n_prompts']}개), 새 토큰 최대 {meta['max_new_tokens']}개, 시드 {meta['seed']}",
              f"- 참조 모델(공통 perplexity, MAUVE 특징): {meta['reference']}",
              f"- 판정기: {meta.get('judge', '없음')}", "",
