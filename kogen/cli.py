@@ -32,10 +32,10 @@ def add_generation_args(p):
 
 
 def cmd_generate(a):
-    from .generation import check_params, check_prompt, generate
+    from .generation import check_params, check_prompt, generate_completions
     from .models import load_model
     from .safety.cli import read_words
-    from .safety.filter import bad_words_ids, check_policy, guarded
+    from .safety.filter import bad_words_ids, check_policy, guarded, retry_params
     params = {prm.name: getattr(a, prm.name) for prm in PARAMS}
     checked = check_params(params)
     check_prompt(a.prompt), check_policy(a.safety)  # fail before the slow model load
@@ -43,10 +43,8 @@ def cmd_generate(a):
     model, tok, _ = load_model(a.model, a.device)
     bad = bad_words_ids(tok, words)
 
-    def once(attempt):  # another try = another seed (only sampling changes with it)
-        seed = params["seed"] if not attempt else (params["seed"] or 0) + attempt
-        texts = generate(model, tok, a.prompt, bad_words_ids=bad, **dict(params, seed=seed))
-        return texts, [t[len(a.prompt):] if t.startswith(a.prompt) else t for t in texts]
+    def once(attempt):
+        return generate_completions(model, tok, a.prompt, retry_params(params, attempt), bad_words_ids=bad)
     texts, _, safety = guarded(once, a.prompt, a.safety, a.safety_threshold, deterministic=not checked["do_sample"])
     for i, text in enumerate(texts):
         verdict = safety.get("outputs", [None] * len(texts))[i]

@@ -251,6 +251,24 @@ def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=No
                           **generate_kwargs(params, tokenizer))
 
 
+def split_outputs(tokenizer, out, n_prompt):
+    """(texts with the prompt, completions without it) of generated ids `out` (one row per sequence).
+    A completion is cut from the decoded whole, so it keeps its first space ("▁영화" decoded alone loses it)."""
+    head = tokenizer.decode(out[0, :n_prompt], skip_special_tokens=True)
+    texts = [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]
+    return texts, [t[len(head):] if t.startswith(head) else tokenizer.decode(seq[n_prompt:], skip_special_tokens=True)
+                   for t, seq in zip(texts, out)]
+
+
+def generate_completions(model, tokenizer, prompt, params, bad_words_ids=None):
+    """(texts, completions) for `prompt` under `params` (checked here): the one call lessons, eval, studies
+    and the CLI share."""
+    params = check_params(params)
+    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model))
+    return split_outputs(tokenizer, run_model(model, tokenizer, ids, params, bad_words_ids=bad_words_ids).cpu(),
+                         ids.shape[1])
+
+
 def generate(model, tokenizer, prompt, streamer=None, bad_words_ids=None, **params):
     """Generate continuations of `prompt`; returns a list of texts, prompt included."""
     params = check_params(params)

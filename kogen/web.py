@@ -68,7 +68,7 @@ from transformers import StoppingCriteria, TextIteratorStreamer
 from werkzeug.exceptions import HTTPException
 
 from .generation import (PARAM_BY_NAME, PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, encode_prompt,
-                         control_processor, max_context, range_text, run_model)
+                         control_processor, max_context, range_text, run_model, split_outputs)
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_BODY = 64 * 1024  # a 1000-character prompt plus parameters is a few KB
@@ -133,18 +133,14 @@ class Generator:
 
     def summarize(self, n_prompt, out, seconds, max_new_tokens):
         """Texts (prompt included), completions (without), token counts and why each sequence stopped."""
-        tok, eos = self.tokenizer, self.tokenizer.eos_token_id
-        prompt_text = tok.decode(out[0, :n_prompt], skip_special_tokens=True)
-        texts, completions, reasons, n_new = [], [], [], 0
+        eos = self.tokenizer.eos_token_id
+        texts, completions = split_outputs(self.tokenizer, out, n_prompt)
+        reasons, n_new = [], 0
         for seq in out:
             new = seq[n_prompt:].tolist()
             if eos in new:  # what follows the first </s> is padding
                 new = new[:new.index(eos) + 1]
             n_new += len(new)
-            text = tok.decode(seq, skip_special_tokens=True)
-            texts.append(text)
-            completions.append(text[len(prompt_text):] if text.startswith(prompt_text)
-                               else tok.decode(new, skip_special_tokens=True))
             reasons.append("stop" if eos in new else "length" if len(new) >= max_new_tokens else "time")
         return dict(texts=texts, completions=completions, finish_reasons=reasons, finish_reason=reasons[0],
                     prompt_tokens=n_prompt, new_tokens=n_new, seconds=round(seconds, 4),
@@ -264,7 +260,8 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     name = model_name or getattr(model, "name_or_path", None) or "model"
     device = str(device or (model.device if model is not None else "cpu"))
 
-    from .safety.filter import THRESHOLD, Blocked, check_policy, check_prompt_safety, guard_stream, guarded
+    from .safety.filter import (THRESHOLD, Blocked, check_policy, check_prompt_safety, guard_stream, guarded,
+                                retry_params)
     check_policy(safety)
     threshold = THRESHOLD if safety_threshold is None else safety_threshold
 
@@ -274,9 +271,8 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
             return gen(ids, params)
         runs = []
 
-        def once(attempt):  # another try = another seed (only sampling changes with it)
-            seed = params["seed"] if not attempt else (params["seed"] or 0) + attempt
-            runs.append(gen(ids, dict(params, seed=seed)))
+        def once(attempt):
+            runs.append(gen(ids, retry_params(params, attempt)))
             return runs[-1]["texts"], runs[-1]["completions"]
         _, _, verdicts = guarded(once, prompt, safety, threshold, deterministic=not params["do_sample"])
         return dict(runs[-1], safety=verdicts)

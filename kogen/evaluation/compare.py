@@ -13,7 +13,7 @@ import random
 import time
 
 from ..data import ensure_nsmc
-from ..generation import PRESETS, check_params, encode_prompt, max_context, run_model
+from ..generation import PRESETS, generate_completions
 from .judge import LABELS, match_share, nsmc_reviews
 from .metrics import distinct_n, eojeol, perplexity, repetition_report
 
@@ -59,14 +59,8 @@ def nsmc_openings(tokenizer, n, n_tokens=5, data_dir=None, seed=0):
 
 
 def continuations(model, tokenizer, prompt, params):
-    """The new text of each returned sequence (what follows `prompt`), via the library's one decode path."""
-    params = check_params(params)
-    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model))
-    out = run_model(model, tokenizer, ids, params).cpu()
-    head = tokenizer.decode(out[0, :ids.shape[1]], skip_special_tokens=True)
-    texts = [tokenizer.decode(seq, skip_special_tokens=True) for seq in out]
-    return [t[len(head):] if t.startswith(head) else tokenizer.decode(seq[ids.shape[1]:], skip_special_tokens=True)
-            for t, seq in zip(texts, out)]
+    """The new text of each returned sequence (what follows `prompt`)."""
+    return generate_completions(model, tokenizer, prompt, params)[1]
 
 
 def decoding_row(model, tokenizer, prompts, method, max_new_tokens=48, seed=0, force_length=True):

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from .filter import MAX_TRIES, POLICIES, THRESHOLD
+from .filter import POLICIES, THRESHOLD
 
 
 def add_generate_flags(g):
@@ -61,4 +61,3 @@ def add_safety_parser(sub):
     sc.set_defaults(func=cmd_score)
 
 
-__all__ = ["add_bias_parser", "add_generate_flags", "add_safety_parser", "read_words", "MAX_TRIES"]

@@ -75,6 +75,11 @@ def bad_words_ids(tokenizer, words):
     return out
 
 
+def retry_params(params, attempt):
+    """`params` for try number `attempt`: the same on the first, another seed after (sampling changes with it)."""
+    return params if not attempt else dict(params, seed=(params["seed"] or 0) + attempt)
+
+
 def guarded(generate_once, prompt, policy="flag", threshold=THRESHOLD, max_tries=MAX_TRIES, deterministic=False):
     """Run `generate_once(attempt) -> (texts, completions)` under `policy`. `attempt` should change the
     seed; a `deterministic` decoder (greedy, beam, contrastive) would only repeat itself, so it gets one try.

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from ..generation import PRESETS, ParamError, check_params, check_prompt, encode_prompt, max_context, run_model
+from ..generation import PRESETS, ParamError, check_params, check_prompt, generate_completions
 from . import state
 from .results import CRITERIA, leader_sentence, summarize, tables, votes_csv
 from .store import NotFound, Store
@@ -80,11 +80,8 @@ def read_prompts(path=None):
 
 
 def continuation(model, tokenizer, prompt, params):
-    """The text the model adds after `prompt` (decoded with the prompt so the first space survives)."""
-    ids = encode_prompt(tokenizer, prompt, params["max_new_tokens"], max_context(model))
-    out = run_model(model, tokenizer, ids, params)[0].cpu()
-    head, text = tokenizer.decode(ids[0], skip_special_tokens=True), tokenizer.decode(out, skip_special_tokens=True)
-    return text[len(head):] if text.startswith(head) else tokenizer.decode(out[ids.shape[1]:], skip_special_tokens=True)
+    """The text the model adds after `prompt`."""
+    return generate_completions(model, tokenizer, prompt, params)[1][0]
 
 
 def load_exact(name, device=None):
