@@ -52,7 +52,7 @@ def read_events(resp):
 def test_healthz_names_model_and_device(url):
     r = requests.get(url + "/healthz", timeout=10)
     assert r.status_code == 200
-    assert r.json() == dict(status="ok", model="bundled", device="cpu", max_context=CONTEXT, safety="off")
+    assert r.json() == dict(status="ok", model="bundled", device="cpu", max_context=CONTEXT, safety="off", engine="hf")
 
 
 def test_page_renders_every_param_label_and_help_offline(url):
@@ -146,10 +146,11 @@ def test_sse_stream_pieces_add_up_to_the_greedy_text(url):
     assert done["texts"] == post(url, "/api/generate", body).json()["texts"], "streaming must not change the text"
 
 
-def test_closing_a_stream_cancels_the_generation(model):
-    gen, seen = Generator(*model), []
-    summarize = gen.summarize
-    gen.summarize = lambda n_prompt, out, *rest: seen.append(out.shape[1] - n_prompt) or summarize(n_prompt, out, *rest)
+def test_closing_a_stream_cancels_the_generation(model, monkeypatch):
+    from kogen.serving import hf
+    gen, seen, summarize = Generator(*model), [], hf.summarize
+    monkeypatch.setattr(hf, "summarize", lambda tok, n_prompt, out, *rest: seen.append(out.shape[1] - n_prompt)
+                        or summarize(tok, n_prompt, out, *rest))
     params = check_params(dict(max_new_tokens=250, min_new_tokens=250))
     stream = gen.stream(gen.encode(PROMPT, params), params)
     next(stream)

@@ -74,7 +74,7 @@ def with_session(resp, sid, new):
 
 
 def page():
-    """The home page while an A/B test runs (replaces kogen.web's index, see serving.register)."""
+    """The home page while an A/B test runs (replaces the service's index, see serving.register)."""
     st = state()
     sid, new = session_id()
     html = render_template("ab.html", model_name=st["model_name"], device=st["device"],
@@ -84,7 +84,7 @@ def page():
 
 @bp.post("/generate")
 def generate():
-    from ..web import json_body
+    from .http import json_body
     st = state()
     body, (sid, new) = json_body(), session_id()
     unknown = sorted(set(body) - {"prompt", "max_new_tokens"})
@@ -105,7 +105,7 @@ def generate():
 
 @bp.post("/outcome")
 def outcome():
-    from ..web import json_body
+    from .http import json_body
     body, (sid, _) = json_body(), session_id()
     impression = body.get("impression_id")
     if isinstance(impression, bool) or not isinstance(impression, int) or impression < 1:

@@ -218,7 +218,7 @@ def next_item(name):
 
 @bp.post("/<name>/vote")
 def vote(name):
-    from ..web import json_body
+    from .http import json_body
     store = state()["store"]
     study, body = store.study(name), json_body()
     unknown = sorted(set(body) - {"token", "choice", "criteria", "rater"})

@@ -1,0 +1,104 @@
+"""The Hugging Face engine: the one model and its tokenizer, `model.generate` (or contrastive search) behind
+a lock, streamed through a thread. Routes reach the model only through an engine's `__call__` and `stream`."""
+import threading
+import time
+
+import torch
+from transformers import StoppingCriteria, TextIteratorStreamer
+
+from ..generation import control_processor, encode_prompt, max_context, run_model, split_outputs
+
+
+class Cancelled(StoppingCriteria):
+    """A stopping criterion that ends generation once `event` is set (a streaming client went away)."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class Streamer(TextIteratorStreamer):
+    """Decodes the new tokens after the prompt's, so the first piece keeps its leading space
+    (decoded alone, "▁영화" loses it and the page would show "오늘 영화는영화")."""
+
+    def put(self, value):
+        if self.next_tokens_are_prompt:  # the first call carries the prompt
+            self.next_tokens_are_prompt = False
+            self.token_cache = value.reshape(-1).tolist()
+            self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
+            return
+        super().put(value)
+
+
+def summarize(tokenizer, n_prompt, out, seconds, max_new_tokens):
+    """Texts (prompt included), completions (without), token counts and why each sequence stopped."""
+    eos = tokenizer.eos_token_id
+    texts, completions = split_outputs(tokenizer, out, n_prompt)
+    reasons, n_new = [], 0
+    for seq in out:
+        new = seq[n_prompt:].tolist()
+        if eos in new:  # what follows the first </s> is padding
+            new = new[:new.index(eos) + 1]
+        n_new += len(new)
+        reasons.append("stop" if eos in new else "length" if len(new) >= max_new_tokens else "time")
+    return dict(texts=texts, completions=completions, finish_reasons=reasons, finish_reason=reasons[0],
+                prompt_tokens=n_prompt, new_tokens=n_new, seconds=round(seconds, 4),
+                tokens_per_s=round(n_new / seconds, 1) if seconds > 0 else None)
+
+
+def stream_from(call, tokenizer, ids, params):
+    """Yield text pieces while `call(ids, params, streamer, cancel)` runs in a thread, then its summary dict.
+    Closing the generator (the client hung up) cancels the call within one step."""
+    streamer = Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    cancel, result = threading.Event(), {}
+
+    def work():
+        try:
+            result.update(call(ids, params, streamer, cancel))
+        except Exception as e:  # generate never reached streamer.end(): unblock the reader
+            result["error"] = e
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        for piece in streamer:
+            if piece:
+                yield piece
+    finally:  # also runs when the client hangs up and the server closes this generator
+        cancel.set()
+        thread.join()  # a cancelled generate stops within one step; the summary comes after it
+    if "error" in result:
+        raise result["error"]
+    yield result
+
+
+class Generator:
+    """The one model and its tokenizer behind a lock: model calls run one at a time."""
+    engine = "hf"
+
+    def __init__(self, model, tokenizer, max_time=30.0):
+        self.model, self.tokenizer, self.max_time = model, tokenizer, max_time
+        self.lock = threading.Lock()
+        self.max_context = max_context(model)
+
+    def encode(self, prompt, params, field="max_new_tokens"):
+        """Prompt ids after checking what depends on the model: context length, FUDGE's tokenizer."""
+        control_processor(params, self.tokenizer)
+        return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
+
+    @torch.inference_mode()
+    def __call__(self, ids, params, streamer=None, cancel=None):
+        """model.generate on checked params, one call at a time; returns summarize()'s dict."""
+        with self.lock:
+            start = time.perf_counter()
+            out = run_model(self.model, self.tokenizer, ids, params, streamer,
+                            [Cancelled(cancel)] if cancel else None, self.max_time)
+            seconds = time.perf_counter() - start
+        return summarize(self.tokenizer, ids.shape[1], out.cpu(), seconds, params["max_new_tokens"])
+
+    def stream(self, ids, params):
+        """Yield text pieces while generating, then the summary dict."""
+        return stream_from(self, self.tokenizer, ids, params)
