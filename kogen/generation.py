@@ -34,11 +34,12 @@ PARAMS = [
     Param("seed", int, None, 0, 2**31 - 1, "시드", "같은 시드면 샘플링 결과가 같습니다(비우면 매번 다름)"),
     Param("penalty_alpha", float, 0.0, 0.0, 1.0, "대조 탐색 α",
           "0보다 크면 contrastive search: top_k개 후보 중 확률이 높고 앞 내용과 덜 닮은 토큰(보통 α=0.6, k=4)"),
-    Param("control", str, None, label="감정 제어(FUDGE)",
-          help="긍정 또는 부정: 판별기가 그 감정으로 끝날 것 같은 토큰에 가산점을 줍니다(비우면 끔)",
-          choices=("긍정", "부정")),
+    Param("control", str, None, label="제어(FUDGE)",
+          help="긍정·부정: 그 감정으로 끝날 것 같은 토큰에, 무해: 유해하지 않게 끝날 것 같은 토큰에 판별기가 가산점을 "
+               "줍니다(비우면 끔)",
+          choices=("긍정", "부정", "무해")),
     Param("control_strength", float, 4.0, 0.0, 10.0, "제어 강도 λ",
-          "FUDGE가 더하는 λ·log P(감정|문장): 클수록 감정은 또렷하지만 문장이 덜 자연스러워집니다"),
+          "FUDGE가 더하는 λ·log P(레이블|문장): 클수록 레이블은 또렷하지만 문장이 덜 자연스러워집니다"),
 ]
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 MAX_PROMPT_CHARS = 1000
@@ -95,7 +96,7 @@ def coerce(p, value):
         label = canonical_label(value) if isinstance(value, str) else None
         if label not in p.choices:
             raise ParamError(p.name, f"{value!r}은(는) 알 수 없는 값입니다. {range_text(p)}여야 합니다"
-                                     f"(영어로 positive/negative도 됩니다).")
+                                     f"(영어로 positive/negative/safe도 됩니다).")
         return label
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ParamError(p.name, f"{value!r}은(는) 숫자가 아닙니다. {range_text(p)}여야 합니다.")

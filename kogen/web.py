@@ -39,7 +39,7 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           "stream": true answers server-sent events: `data: {"text": chunk}` per piece,
                           then `event: done` with the same summary (one sequence, num_beams=1 only).
                           penalty_alpha > 0 switches to contrastive search (with top_k candidates);
-                          control ("긍정"/"부정", or positive/negative) + control_strength steer with FUDGE.
+                          control ("긍정"/"부정"/"무해", or positive/negative/safe) + control_strength steer with FUDGE.
     POST /v1/completions  OpenAI's completions API: model, prompt, max_tokens (16), temperature (1; 0 means
                           greedy), top_p, n, seed, echo, stream; top_k, repetition_penalty,
                           no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0

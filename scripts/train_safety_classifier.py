@@ -10,7 +10,6 @@ bundled model at load time), and a char 1-3 gram TF-IDF + logistic regression. T
 averages them with the weight that scores best on val; the card reports each alone and the mix on test.
 """
 import argparse
-import csv
 import json
 import random
 import sys
@@ -24,26 +23,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kogen.data import bucketed_batches  # noqa: E402
 from kogen.safety import tfidf as tfidf_io  # noqa: E402
+from kogen.safety.beep import read_beep, split  # noqa: E402
 from kogen.safety.classifier import (BIAS_LABELS, HATE_LABELS, SAFETY_DIR, SHARED, Classifier,  # noqa: E402
                                      encode, load_bundled_encoder, predict, save_classifier)
-
-
-def read_beep(path):
-    with open(path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [(r["comments"], HATE_LABELS.index(r["hate"]), BIAS_LABELS.index(r["bias"])) for r in rows]
-
-
-def split(rows, seed):
-    """80/10/10, stratified by the hate label."""
-    rng = random.Random(seed)
-    parts = ([], [], [])
-    for label in range(len(HATE_LABELS)):
-        group = [r for r in rows if r[1] == label]
-        rng.shuffle(group)
-        a, b = int(0.8 * len(group)), int(0.9 * len(group))
-        parts[0].extend(group[:a]), parts[1].extend(group[a:b]), parts[2].extend(group[b:])
-    return parts
 
 
 def scores(hate_probs, hate_true, bias_pred, bias_true):

@@ -23,7 +23,7 @@ def test_bootstrap_flags_a_real_gap_and_not_noise():
 def test_kogen_bias_writes_gaps_with_intervals_and_a_chart(tmp_path):
     data = write_nsmc(tmp_path / "nsmc", n_train=200, n_test=40, malformed=False)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "KOGEN_NSMC_DIR": data}
-    r = subprocess.run([sys.executable, "-m", "kogen", "bias", "--model", "bundled", "-n", "2", "--out",
+    r = subprocess.run([sys.executable, "-m", "kogen", "bias", "--model", "bundled", "-n", "2", "--mitigate", "--out",
                         str(tmp_path / "bias")], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "bias" / "results.json").read_text(encoding="utf-8"))["results"]["bundled"]
@@ -34,7 +34,11 @@ def test_kogen_bias_writes_gaps_with_intervals_and_a_chart(tmp_path):
         low, high = row[metric]["gap_ci"]
         assert low <= row[metric]["gap"] <= high and isinstance(row[metric]["flagged"], bool)
     assert (tmp_path / "bias" / "bias.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| bundled | gender |" in (tmp_path / "bias" / "report.md").read_text(encoding="utf-8")
+    report = (tmp_path / "bias" / "report.md").read_text(encoding="utf-8")
+    assert "| bundled | gender |" in report
+    steered = json.loads((tmp_path / "bias" / "results.json").read_text(encoding="utf-8"))["results"]["bundled + 무해"]
+    assert steered["gender"]["n"] == [24, 24] and steered["gender"]["examples"] != row["examples"]
+    assert "## 완화" in report and "| bundled | " in report.split("## 완화")[1]
     bad = subprocess.run([sys.executable, "-m", "kogen", "bias", "-n", "1"], capture_output=True, text=True, env=env,
                          timeout=120)
     assert bad.returncode == 2 and "2 이상" in bad.stderr and "Traceback" not in bad.stderr

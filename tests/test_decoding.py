@@ -2,6 +2,7 @@
 written here, against greedy decoding, and at the edges (bad parameters, a foreign tokenizer)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,13 +179,33 @@ def test_discriminator_round_trips_through_save_and_load(tmp_path):
     assert not list(tmp_path.glob("*.tmp")), "writes are atomic (no temp files left)"
 
 
-def test_shipped_discriminator_is_small_and_names_the_bundled_tokenizer(bundled):
+@pytest.mark.parametrize("folder, data", [("fudge_discriminator", "NSMC"), ("fudge_toxicity", "BEEP!")])
+def test_shipped_discriminators_are_small_and_name_the_bundled_tokenizer(bundled, folder, data):
     from kogen.decoding.discriminator import FUDGE_DIR
+    folder = FUDGE_DIR.parent / folder
     _, tok = bundled
-    config = json.loads((FUDGE_DIR / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["tokenizer"]["fingerprint"] == tokenizer_fingerprint(tok)
-    assert (FUDGE_DIR / "model.safetensors").stat().st_size <= 5_000_000
-    assert "NSMC" in (FUDGE_DIR / "README.md").read_text(encoding="utf-8")
+    assert (folder / "model.safetensors").stat().st_size <= 5_000_000
+    assert data in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_steering_to_harmless_lowers_toxicity_judged_by_the_safety_classifier(bundled):
+    """The mitigation of the safety lesson: FUDGE with the BEEP! GRU, judged by the other classifier."""
+    from kogen.generation import generate_completions
+    from kogen.safety.bias import TEMPLATES
+    from kogen.safety.filter import score_texts
+    model, tok = bundled
+    prompts = [t.format(w) for t in TEMPLATES for w in ("남자", "여자", "서울 출신")]
+    mean = {}
+    for control in (None, "safe"):  # the English alias reaches the same label, 무해
+        texts = []
+        for i, prompt in enumerate(prompts):
+            params = dict(do_sample=True, top_k=50, top_p=0.92, max_new_tokens=24, num_return_sequences=8, seed=i,
+                          control=control)
+            texts += generate_completions(model, tok, prompt, params)[1]
+        mean[control] = np.mean([v["score"] for v in score_texts(texts)])
+    assert mean["safe"] < mean[None] - 0.03, mean
 
 
 def tiny_foreign_model(folder):

@@ -28,16 +28,35 @@ def test_fudge_discriminator_script_writes_a_discriminator_for_the_bundled_token
     assert {"README.md", "metrics.json", "config.json", "model.safetensors"} <= set(os.listdir(out))
 
 
-def test_safety_classifier_script_writes_a_loadable_classifier(tmp_path):
-    from kogen.safety.classifier import load_classifier, predict
+def write_beep(path, n=120):
+    """A tiny file in BEEP!'s format: polite comments are none, rude ones offensive or hate."""
     rows = ["comments\tcontain_gender_bias\tbias\thate"]
     clean = ["배우 연기 정말 좋았어요", "다음 작품도 기대됩니다", "노래 너무 좋다", "응원합니다 힘내세요"]
     rude = ["진짜 꼴보기 싫다 꺼져", "이런 쓰레기는 퇴출해라", "얼굴도 못생긴게 나대네", "머리 나쁜 인간들"]
-    for i in range(120):
+    for i in range(n):
         text, hate = (clean[i % 4], "none") if i % 3 == 0 else (rude[i % 4], ["offensive", "hate"][i % 2])
         bias = ["none", "gender", "others"][i % 3]
         rows.append(f"{text} {i}\t{bias == 'gender'}\t{bias}\t{hate}")
-    (tmp_path / "beep.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_toxicity_discriminator_script_trains_on_beep_with_the_classifiers_split(tmp_path, bundled):
+    from kogen.decoding.discriminator import FutureDiscriminator
+    out = tmp_path / "tox"
+    run("train_fudge_discriminator.py", "--task", "toxicity", "--data", str(write_beep(tmp_path / "beep.tsv")),
+        "--out", str(out), "--epochs", "1", "--n-embd", "256", "--lm-embeddings",
+        "--state", str(tmp_path / "state.pt"), cwd=tmp_path)
+    disc = FutureDiscriminator.from_pretrained(out)
+    assert disc.labels == ["유해", "무해"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "BEEP!" in card and "CC BY-SA 4.0" in card and "--lm-embeddings" in card
+    assert "n_test" in (out / "metrics.json").read_text(encoding="utf-8")
+
+
+def test_safety_classifier_script_writes_a_loadable_classifier(tmp_path):
+    from kogen.safety.classifier import load_classifier, predict
+    write_beep(tmp_path / "beep.tsv")
     out = tmp_path / "safety"
     run("train_safety_classifier.py", "--data", str(tmp_path / "beep.tsv"), "--out", str(out), "--epochs", "1",
         cwd=tmp_path)

@@ -331,7 +331,7 @@ def test_params_doc_has_the_contrastive_preset_and_control_choices(url):
     doc = requests.get(url + "/api/params", timeout=10).json()
     assert doc["presets"]["contrastive"]["params"] == dict(do_sample=False, num_beams=1, top_k=4, penalty_alpha=0.6)
     control = next(p for p in doc["params"] if p["name"] == "control")
-    assert control["choices"] == ["긍정", "부정"] and control["kind"] == "str"
+    assert control["choices"] == ["긍정", "부정", "무해"] and control["kind"] == "str"
 
 
 def test_foreign_tokenizer_with_control_is_a_400_naming_the_mismatch(tmp_path):

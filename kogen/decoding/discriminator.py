@@ -22,7 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-FUDGE_DIR = Path(__file__).resolve().parent.parent / "fudge_discriminator"
+FUDGE_DIR = Path(__file__).resolve().parent.parent / "fudge_discriminator"  # 긍정 / 부정 (NSMC)
+TOXICITY_DIR = Path(__file__).resolve().parent.parent / "fudge_toxicity"  # 유해 / 무해 (BEEP!), for --control 무해
 
 
 class TokenizerMismatchError(ValueError):
@@ -102,8 +103,9 @@ class FutureDiscriminator(nn.Module):
     def from_pretrained(cls, folder=FUDGE_DIR):
         folder = Path(folder)
         if not (folder / "config.json").exists():
+            task = " --task toxicity" if folder.name == TOXICITY_DIR.name else ""
             raise FileNotFoundError(f"FUDGE 판별기 폴더에 config.json이 없습니다: {folder}. "
-                                    f"python scripts/train_fudge_discriminator.py로 만드세요.")
+                                    f"python scripts/train_fudge_discriminator.py{task}로 만드세요.")
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         model = cls(**config)
         state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}

@@ -10,22 +10,25 @@ on the reweighted scores; greedy takes their argmax.
 import torch
 from transformers import LogitsProcessor
 
-from .discriminator import load_discriminator
+from .discriminator import FUDGE_DIR, TOXICITY_DIR, load_discriminator
 
-LABEL_ALIASES = {"긍정": "긍정", "부정": "부정", "positive": "긍정", "negative": "부정"}
+LABEL_ALIASES = {"긍정": "긍정", "부정": "부정", "positive": "긍정", "negative": "부정",
+                 "무해": "무해", "safe": "무해", "harmless": "무해", "non-toxic": "무해"}
+DISCRIMINATOR_FOR = {"긍정": FUDGE_DIR, "부정": FUDGE_DIR, "무해": TOXICITY_DIR}  # which shipped GRU knows the label
 
 
 def canonical_label(label):
-    """'positive' -> '긍정'; None for an unknown label."""
+    """'positive' -> '긍정', 'safe' -> '무해'; None for an unknown label."""
     return LABEL_ALIASES.get(str(label).strip().lower())
 
 
 class FudgeLogitsProcessor(LogitsProcessor):
     def __init__(self, label, strength=1.0, discriminator=None, tokenizer=None, precondition_topk=200):
-        self.disc = discriminator or load_discriminator()
+        label = canonical_label(label) or label
+        self.disc = discriminator or load_discriminator(DISCRIMINATOR_FOR.get(label, FUDGE_DIR))
         if tokenizer is not None:  # ids from another vocabulary would steer at random: refuse
             self.disc.check_tokenizer(tokenizer)
-        self.label = self.disc.label_index(canonical_label(label) or label)
+        self.label = self.disc.label_index(label)
         self.strength, self.topk = strength, precondition_topk
 
     @torch.no_grad()

@@ -21,8 +21,7 @@ from ..decoding.discriminator import tokenizer_fingerprint
 from ..models import BUNDLED_MODEL_DIR
 
 SAFETY_DIR = Path(__file__).resolve().parent.parent / "safety_classifier"
-HATE_LABELS = ["none", "offensive", "hate"]
-BIAS_LABELS = ["none", "gender", "others"]
+from .beep import BIAS_LABELS, HATE_LABELS  # noqa: F401  (re-exported: the labels the heads predict)
 SHARED = ("transformer.wte.weight", "transformer.wpe.weight")  # taken from the bundled model, not stored
 MAX_TOKENS = 128
 

@@ -39,7 +39,7 @@ def cmd_score(a):
 
 def cmd_bias(a):
     from .bias import run_bias
-    _, report = run_bias(a.model or ["bundled"], a.n, a.seed, a.out, a.data_dir)
+    _, report = run_bias(a.model or ["bundled"], a.n, a.seed, a.out, a.data_dir, a.mitigate)
     print(f"보고서: {report} (같은 폴더에 results.json과 bias.png)")
 
 
@@ -50,6 +50,8 @@ def add_bias_parser(sub):
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", default="reports/bias")
     b.add_argument("--data-dir", default=None, help="NSMC 폴더 (감정 판정기 학습용; 기본: KOGEN_NSMC_DIR)")
+    b.add_argument("--mitigate", nargs="?", const=4.0, default=None, metavar="λ",
+                   help="완화 전후 비교: 모델마다 FUDGE로 '무해' 쪽으로 조종해(강도 λ, 기본 4) 한 번 더 잽니다")
     b.set_defaults(func=cmd_bias)
 
 
