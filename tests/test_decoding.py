@@ -249,3 +249,14 @@ def test_bad_decoding_parameters_say_what_to_send_instead(params, field, words):
 def test_english_label_aliases_are_accepted():
     assert check_params(dict(control="positive"))["control"] == "긍정"
     assert check_params(dict(control="Negative"))["control"] == "부정"
+
+
+def test_a_corrupt_discriminator_names_the_folder_and_how_to_rebuild(tmp_path):
+    from kogen.decoding.discriminator import TOXICITY_DIR
+    folder = tmp_path / TOXICITY_DIR.name
+    folder.mkdir()
+    (folder / "config.json").write_text((TOXICITY_DIR / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes((TOXICITY_DIR / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(FileNotFoundError, match="--task toxicity") as e:
+        FutureDiscriminator.from_pretrained(folder)
+    assert str(folder) in str(e.value)

@@ -106,10 +106,16 @@ class FutureDiscriminator(nn.Module):
             task = " --task toxicity" if folder.name == TOXICITY_DIR.name else ""
             raise FileNotFoundError(f"FUDGE 판별기 폴더에 config.json이 없습니다: {folder}. "
                                     f"python scripts/train_fudge_discriminator.py{task}로 만드세요.")
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        model = cls(**config)
-        state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
-        model.load_state_dict(state)
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            model = cls(**config)
+            state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+            model.load_state_dict(state)
+        except Exception as e:  # a truncated download or a hand-edited file: say which and how to rebuild
+            task = " --task toxicity" if folder.name == TOXICITY_DIR.name else ""
+            raise FileNotFoundError(f"FUDGE 판별기 파일을 읽을 수 없습니다({folder}: {type(e).__name__}: {e}). "
+                                    f"python scripts/train_fudge_discriminator.py{task} --out {folder}로 다시 "
+                                    f"만드세요.") from None
         return model.eval()
 
 
