@@ -226,10 +226,12 @@ def contrastive_processors(model, params, n_prompt, tokenizer):
 
 
 @torch.inference_mode()
-def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None, bad_words_ids=None):
+def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None, bad_words_ids=None,
+              trace=None):
     """Output ids (prompt included) for checked `params`: model.generate, or contrastive search when
     penalty_alpha > 0; FUDGE joins either as a logits processor when params["control"] is set.
-    `bad_words_ids` (token id sequences) are never generated (a user's word list, see kogen.safety)."""
+    `bad_words_ids` (token id sequences) are never generated (a user's word list, see kogen.safety).
+    `trace` (decoding.trace.Trace) goes last among the processors: it watches and changes nothing."""
     from transformers import LogitsProcessorList, MaxTimeCriteria, NoBadWordsLogitsProcessor, StoppingCriteriaList
     fudge = control_processor(params, tokenizer)
     extra = [NoBadWordsLogitsProcessor(bad_words_ids, tokenizer.eos_token_id)] if bad_words_ids else []
@@ -248,7 +250,8 @@ def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=No
         return contrastive_search(model, ids, params["top_k"], params["penalty_alpha"], params["max_new_tokens"],
                                   tokenizer.eos_token_id, tokenizer.pad_token_id, procs, stopping, streamer)
     return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, max_time=max_time,
-                          stopping_criteria=stopping, logits_processor=LogitsProcessorList(extra + ([fudge] if fudge else [])),
+                          stopping_criteria=stopping,
+                          logits_processor=LogitsProcessorList(extra + [p for p in (fudge, trace) if p is not None]),
                           **generate_kwargs(params, tokenizer))
 
 

@@ -38,10 +38,16 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           finish_reason is "stop" (</s>), "length" or "time" (hit the time limit).
                           "stream": true answers server-sent events: `data: {"text": chunk}` per piece,
                           then `event: done` with the same summary (one sequence, num_beams=1 only).
+                          "top_tokens": N (0-20) adds "tokens": per sequence, per generated token {"id", "text",
+                          "token", "p_raw" (the model's probability), "p" (after penalties, FUDGE, temperature,
+                          top-k, top-p: what it was drawn from), "logprob", "top": N alternatives}; a stream sends
+                          each piece's tokens with it (greedy and sampling only: not with beams or contrastive).
                           penalty_alpha > 0 switches to contrastive search (with top_k candidates);
                           control ("긍정"/"부정"/"무해", or positive/negative/safe) + control_strength steer with FUDGE.
     POST /v1/completions  OpenAI's completions API: model, prompt, max_tokens (16), temperature (1; 0 means
-                          greedy), top_p, n, seed, echo, stream; top_k, repetition_penalty,
+                          greedy), top_p, n, seed, echo, stream, logprobs (0-5: tokens, token_logprobs of the
+                          raw model, top_logprobs, text_offset), stop (a string or up to 4: the text is cut before
+                          it, finish_reason "stop"; streams hold back what may start one); top_k, repetition_penalty,
                           no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0
                           and top_k to 4), control, control_strength as extras (openai client: extra_body=...).
     GET  /v1/models       the one model served

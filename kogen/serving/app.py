@@ -78,22 +78,29 @@ def ratsnlp_api():
 @bp.post("/api/generate")
 def generate_api():
     from ..safety.filter import Blocked
+    from ..decoding.trace import check_top_tokens
     svc, body = service(), json_body()
     stream, prompt = flag(body, "stream"), body.pop("prompt", None)
+    top_value = body.pop("top_tokens", None)
     body.pop("stream", None)
     if prompt is None:
         raise ParamError("prompt", "필수 항목이 빠졌습니다. 이어 쓸 문장을 prompt에 넣으세요.")
     params = check_params(body)
+    top_tokens = check_top_tokens(top_value, params)
     ids = svc.need_model().encode(prompt, params)
     if not stream:
-        return jsonify(svc.generate(prompt, ids, params))
+        return jsonify(svc.generate(prompt, ids, params, top_tokens))
     check_streamable(params)
-    items = svc.stream(prompt, ids, params)  # a toxic prompt is refused here, before anything streams
+    items = svc.stream(prompt, ids, params, top_tokens)  # a toxic prompt is refused here, before anything streams
 
     def events():
         try:
             for item in items:
-                yield sse({"text": item}) if isinstance(item, str) else sse(item, "done")
+                if not isinstance(item, str):
+                    yield sse(item, "done")
+                else:
+                    tokens = getattr(item, "tokens", None)
+                    yield sse({"text": str(item), **({"tokens": tokens} if tokens is not None else {})})
         except Blocked as b:
             yield sse(dict(error=dict(field=b.where, message=b.message, type="safety_block"), safety=b.verdict),
                       "blocked")

@@ -19,9 +19,19 @@ class Cancelled(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class Piece(str):
+    """A streamed text piece that also carries the trace of the tokens generated since the last piece."""
+    tokens = None
+
+
 class Streamer(TextIteratorStreamer):
     """Decodes the new tokens after the prompt's, so the first piece keeps its leading space
-    (decoded alone, "▁영화" loses it and the page would show "오늘 영화는영화")."""
+    (decoded alone, "▁영화" loses it and the page would show "오늘 영화는영화"). With a `trace`, each
+    token's step is resolved as it arrives, so a piece can carry its tokens' probabilities."""
+
+    def __init__(self, tokenizer, trace=None, **kwargs):
+        super().__init__(tokenizer, **kwargs)
+        self.trace = trace
 
     def put(self, value):
         if self.next_tokens_are_prompt:  # the first call carries the prompt
@@ -29,6 +39,8 @@ class Streamer(TextIteratorStreamer):
             self.token_cache = value.reshape(-1).tolist()
             self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
             return
+        if self.trace is not None:
+            self.trace.resolve(value)
         super().put(value)
 
 
@@ -48,11 +60,12 @@ def summarize(tokenizer, n_prompt, out, seconds, max_new_tokens):
                 tokens_per_s=round(n_new / seconds, 1) if seconds > 0 else None)
 
 
-def stream_from(call, tokenizer, ids, params):
+def stream_from(call, tokenizer, ids, params, trace=None):
     """Yield text pieces while `call(ids, params, streamer, cancel)` runs in a thread, then its summary dict.
+    With a `trace`, each piece is a Piece whose .tokens are the token dicts resolved since the last one.
     Closing the generator (the client hung up) cancels the call within one step."""
-    streamer = Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    cancel, result = threading.Event(), {}
+    streamer = Streamer(tokenizer, trace, skip_prompt=True, skip_special_tokens=True)
+    cancel, result, sent = threading.Event(), {}, 0
 
     def work():
         try:
@@ -64,8 +77,11 @@ def stream_from(call, tokenizer, ids, params):
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     try:
-        for piece in streamer:
-            if piece:
+        for text in streamer:
+            if text:
+                piece = Piece(text)
+                if trace is not None and trace.rows:
+                    piece.tokens, sent = trace.rows[0][sent:], len(trace.rows[0])
                 yield piece
     finally:  # also runs when the client hangs up and the server closes this generator
         cancel.set()
@@ -89,16 +105,33 @@ class Generator:
         control_processor(params, self.tokenizer)
         return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
 
-    @torch.inference_mode()
-    def __call__(self, ids, params, streamer=None, cancel=None):
-        """model.generate on checked params, one call at a time; returns summarize()'s dict."""
-        with self.lock:
-            start = time.perf_counter()
-            out = run_model(self.model, self.tokenizer, ids, params, streamer,
-                            [Cancelled(cancel)] if cancel else None, self.max_time)
-            seconds = time.perf_counter() - start
-        return summarize(self.tokenizer, ids.shape[1], out.cpu(), seconds, params["max_new_tokens"])
+    def trace(self, ids, params, top_tokens):
+        """A Trace of this model's steps when top_tokens > 0 (see decoding/trace.py), else None."""
+        from ..decoding.trace import Trace
+        return Trace(self.tokenizer, params, ids, top_tokens) if top_tokens else None
 
-    def stream(self, ids, params):
+    @torch.inference_mode()
+    def __call__(self, ids, params, streamer=None, cancel=None, top_tokens=0):
+        """model.generate on checked params, one call at a time; returns summarize()'s dict, plus "tokens"
+        (per sequence, each token's probabilities and `top_tokens` alternatives) when top_tokens > 0."""
+        with self.lock:
+            trace = getattr(streamer, "trace", None) or self.trace(ids, params, top_tokens)
+            start = time.perf_counter()
+            if trace is not None:
+                trace.attach(self.model)
+            try:
+                out = run_model(self.model, self.tokenizer, ids, params, streamer,
+                                [Cancelled(cancel)] if cancel else None, self.max_time, trace=trace)
+            finally:
+                if trace is not None:
+                    trace.close()
+            seconds = time.perf_counter() - start
+        summary = summarize(self.tokenizer, ids.shape[1], out.cpu(), seconds, params["max_new_tokens"])
+        if trace is not None:
+            summary["tokens"] = trace.finish(out.cpu(), ids.shape[1], self.tokenizer.eos_token_id)
+        return summary
+
+    def stream(self, ids, params, top_tokens=0):
         """Yield text pieces while generating, then the summary dict."""
-        return stream_from(self, self.tokenizer, ids, params)
+        trace = self.trace(ids, params, top_tokens)
+        return stream_from(self, self.tokenizer, ids, params, trace)

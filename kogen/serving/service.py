@@ -23,26 +23,30 @@ class Service:
                                       "model=model, tokenizer=tokenizer)로 만들면 다른 기능도 켜집니다.")
         return self.engine
 
-    def generate(self, prompt, ids, params):
-        """The engine's summary dict, with "safety" added under a policy; raises Blocked when refused."""
+    def generate(self, prompt, ids, params, top_tokens=0):
+        """The engine's summary dict, with "safety" added under a policy; raises Blocked when refused.
+        top_tokens > 0 adds each token's probabilities and that many alternatives ("tokens")."""
         from ..safety.filter import guarded, retry_params
+        extra = dict(top_tokens=top_tokens) if top_tokens else {}  # engines without a trace never see it
         if self.safety == "off":
-            return self.engine(ids, params)
+            return self.engine(ids, params, **extra)
         runs = []
 
         def once(attempt):
-            runs.append(self.engine(ids, retry_params(params, attempt)))
+            runs.append(self.engine(ids, retry_params(params, attempt), **extra))
             return runs[-1]["texts"], runs[-1]["completions"]
         _, _, verdicts = guarded(once, prompt, self.safety, self.threshold, deterministic=not params["do_sample"])
         return dict(runs[-1], safety=verdicts)
 
-    def stream(self, prompt, ids, params):
-        """Text pieces then the summary; a toxic prompt is refused before anything streams (raises Blocked)."""
+    def stream(self, prompt, ids, params, top_tokens=0):
+        """Text pieces then the summary; a toxic prompt is refused before anything streams (raises Blocked).
+        With top_tokens > 0 each piece is an hf.Piece carrying its tokens' trace."""
         from ..safety.filter import check_prompt_safety, guard_stream
+        pieces = self.engine.stream(ids, params, **(dict(top_tokens=top_tokens) if top_tokens else {}))
         if self.safety == "off":
-            return self.engine.stream(ids, params)
+            return pieces
         check_prompt_safety(prompt, self.safety, self.threshold)
-        return guard_stream(self.engine.stream(ids, params), self.safety, self.threshold)
+        return guard_stream(pieces, self.safety, self.threshold)
 
 
 def service():
