@@ -1,4 +1,5 @@
-// The page's behaviour: presets, reading parameters, streaming output, side-by-side runs.
+// The page's behaviour: presets, reading parameters, streaming output, side-by-side runs (the token view
+// is static/inspect.js).
 // Everything the model or the user wrote goes into the page with textContent, never innerHTML,
 // so a prompt like <img onerror=...> shows as text.
 "use strict";
@@ -94,6 +95,18 @@ async function readEvents(resp, onEvent) {
   }
 }
 
+// Step 5 serves the student's inference_fn on ratsnlp's /api: the page then calls it, so the student sees
+// their own function at work (no streaming, no token view: /api returns only the text).
+async function callStudentApi(col, prompt, params, signal) {
+  const body = { prompt, top_p: params.top_p, top_k: params.top_k, repetition_penalty: params.repetition_penalty,
+                 no_repeat_ngram_size: params.no_repeat_ngram_size, temperature: params.temperature,
+                 // ratsnlp's lengths count the prompt too; one character is at most about one token here
+                 min_length: Number(params.min_new_tokens || 0),
+                 max_length: Math.min(512, Number(params.max_new_tokens || 20) + prompt.length) };
+  return fetch("/api", { method: "POST", headers: { "Content-Type": "application/json" },
+                         body: JSON.stringify(body), signal });
+}
+
 async function run(col) {
   const prompt = document.getElementById("prompt").value;
   const params = readParams(col);
@@ -101,19 +114,34 @@ async function run(col) {
   output.replaceChildren();
   col.querySelector(".stats").textContent = "";
   showSafety(col, null);
+  kogenInspect.hideTip(col);
   col.querySelector(".error").textContent = "";
   document.querySelectorAll(".invalid").forEach(n => n.classList.remove("invalid"));
   // the server streams one sequence at a time; beam search and several results come at once
   const stream = Number(params.num_beams || 1) === 1 && Number(params.num_return_sequences || 1) === 1;
+  // token probabilities exist for token-by-token decoding (greedy, sampling), not beams or contrastive search
+  const traced = Number(params.num_beams || 1) === 1 && Number(params.penalty_alpha || 0) === 0;
   const controller = new AbortController();
   controllers.add(controller);
   col.classList.add("busy");
   document.getElementById("stop").disabled = false;
   const started = performance.now();
   try {
+    if (CONFIG.inference_fn) {
+      const resp = await callStudentApi(col, prompt, params, controller.signal);
+      const body = await resp.json().catch(() => ({}));
+      if (!resp.ok) { showError(col, body.error || { message: `서버 오류 ${resp.status}` }); return; }
+      const seq = el("div", "seq");
+      const text = String(body.result ?? "");
+      seq.append(el("span", "prompt-part", prompt), el("span", "new", text.startsWith(prompt) ? text.slice(prompt.length) : text));
+      output.append(seq);
+      col.querySelector(".stats").textContent = `시간 ${((performance.now() - started) / 1000).toFixed(2)}초 · /api (inference_fn)`;
+      return;
+    }
     const resp = await fetch("/api/generate", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ prompt, ...params, stream }), signal: controller.signal,
+      body: JSON.stringify({ prompt, ...params, stream, ...(traced ? { top_tokens: kogenInspect.TOP_TOKENS } : {}) }),
+      signal: controller.signal,
     });
     if (!resp.ok) {
       const body = await resp.json().catch(() => ({}));
@@ -126,16 +154,22 @@ async function run(col) {
       seq.append(el("span", "prompt-part", prompt), generated);
       output.append(seq);
       await readEvents(resp, (event, data) => {
-        if (event === "done") { showStats(col, started, data); showSafety(col, data.safety); }
+        if (event === "done") {
+          if (data.tokens) kogenInspect.renderTokens(col, generated, data.tokens[0], true);  // every token, in order
+          showStats(col, started, data); showSafety(col, data.safety);
+        }
         else if (event === "blocked") { generated.textContent = ""; showError(col, data.error); }
         else if (event === "error") showError(col, data.error);
+        else if (data.tokens) kogenInspect.renderTokens(col, generated, data.tokens, false);
         else generated.textContent += data.text;
       });
     } else {
       const data = await resp.json();
-      data.completions.forEach(text => {
+      data.completions.forEach((text, i) => {
         const seq = el("div", "seq");
-        seq.append(el("span", "prompt-part", prompt), el("span", "new", text));
+        const generated = el("span", "new", data.tokens ? "" : text);
+        if (data.tokens) kogenInspect.renderTokens(col, generated, data.tokens[i], true);
+        seq.append(el("span", "prompt-part", prompt), generated);
         output.append(seq);
       });
       showStats(col, started, data);

@@ -111,3 +111,62 @@ def test_contrastive_preset_and_sentiment_control_from_the_page(page, bundled):
     # a preset resets contrastive search: greedy again on B
     b.locator('[data-preset="greedy"]').click()
     assert b.locator('[name="penalty_alpha"]').input_value() == "0"
+
+
+def test_tokens_are_tinted_and_a_step_draws_its_distribution(page, url):
+    """Sampling + top_k: every token is a tinted span; hovering lists alternatives; clicking draws the step's
+    raw and processed distributions with the cut-off line after the tokens top-k kept."""
+    import requests
+    from playwright.sync_api import expect
+    a = page.locator("#col-a")
+    page.fill("#prompt", "오늘 본 영화는")
+    a.locator('[data-preset="recommended"]').click()
+    for name, value in (("max_new_tokens", "12"), ("min_new_tokens", "12"), ("seed", "5"), ("top_k", "3")):
+        a.locator(f'[name="{name}"]').fill(value)
+    page.click("#run-a")
+    expect(a.locator(".stats")).to_contain_text("토큰/초", timeout=30_000)
+    sent = page.evaluate("readParams(document.querySelector('#col-a'))")  # what the page sent, minus the trace
+    want = requests.post(url + "/api/generate", json=dict(sent, prompt="오늘 본 영화는"), timeout=60).json()
+    assert a.locator(".new").text_content() == want["completions"][0], "the token view shows exactly the text"
+    assert a.locator(".new .tok").count() == 12
+    tints = a.locator(".new .tok").evaluate_all("spans => spans.map(n => n.style.backgroundColor)")
+    assert all(t.startswith("rgba") for t in tints) and len(set(tints)) > 1, "tinted by each token's probability"
+    a.locator(".new .tok").nth(2).hover()
+    expect(a.locator(".tok-tip")).to_be_visible()
+    assert a.locator(".tok-tip .tip-row").count() == 5 and "잘림" in a.locator(".tok-tip").inner_text()
+    a.locator(".new .tok").nth(2).click()
+    expect(a.locator(".dist .dist-svg")).to_be_visible()
+    assert a.locator(".dist-svg rect.raw").count() == 20
+    assert 1 <= a.locator(".dist-svg rect.after").count() <= 3, "top_k=3 keeps at most three candidates"
+    assert a.locator(".dist-svg line.cut").count() == 1
+    expect(a.locator(".dist-caption")).to_contain_text("3번째 토큰")
+
+
+def test_page_calls_the_students_inference_fn_and_says_so(bundled):
+    """Step 5: with an inference_fn the page posts to /api (the student's function), not /api/generate."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from kogen.web import get_web_service_app
+    calls = []
+
+    def inference_fn(prompt, min_length, max_length, top_p, top_k, repetition_penalty, no_repeat_ngram_size,
+                     temperature):
+        calls.append((min_length, max_length, top_k))
+        return prompt + " 학생 함수가 쓴 글"
+
+    model, tok = bundled
+    server = start_server(get_web_service_app(inference_fn, model=model, tokenizer=tok, model_name="bundled"))
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.effective_port}")
+            expect(page.locator("#student-api")).to_contain_text("inference_fn")
+            page.fill("#prompt", "이 영화는")
+            page.click("#run-a")
+            expect(page.locator("#col-a .new")).to_have_text(" 학생 함수가 쓴 글", timeout=30_000)
+            expect(page.locator("#col-a .stats")).to_contain_text("/api")
+            browser.close()
+    finally:
+        stop_server(server)
+    assert calls and calls[0][2] == 50 and calls[0][1] >= calls[0][0]

@@ -32,7 +32,7 @@ def param_table():
 @bp.get("/")
 def index():
     svc = service()
-    config = dict(params=param_table(), presets=PRESETS)
+    config = dict(params=param_table(), presets=PRESETS, inference_fn=svc.inference_fn is not None)
     return render_template("index.html", presets=PRESETS, config=config, model_name=svc.name, device=svc.device)
 
 
