@@ -242,6 +242,7 @@ BAD = [  # path, body (bytes = raw), field, part of the message
     pytest.param("/api", dict(RATSNLP, max_length=str(CONTEXT + 1)), "max_length", f"모델 최대 길이 {CONTEXT}",
                  marks=FITS),
     ("/api", dict(RATSNLP, temperature="0"), "temperature", "(0.0, 5.0]"),
+    ("/api", dict(RATSNLP, temprature="0.9"), "temprature", "알 수 없는 항목"),
     ("/api", dict(RATSNLP, top_p="nan"), "top_p", "유한"),
     ("/v1/completions", {"model": "m", "prompt": PROMPT, "max_tokens": 0}, "max_tokens", "[1, 512]"),
     ("/v1/completions", {"model": "m", "prompt": PROMPT, "temperature": 2.5}, "temperature", "[0.0, 2.0]"),

@@ -52,6 +52,10 @@ def params_doc():
 @bp.post("/api")
 def ratsnlp_api():
     svc, body = service(), json_body()
+    unknown = sorted(set(body) - set(RATSNLP_FIELDS))
+    if unknown:  # a typo ("temprature") must not silently fall back to nothing
+        raise ParamError(unknown[0], f"알 수 없는 항목입니다. /api가 받는 항목: {', '.join(RATSNLP_FIELDS)}. 다른 매개변수는 "
+                                     f"/api/generate에 보내세요.")
     for field in RATSNLP_FIELDS:
         if body.get(field) is None:
             raise ParamError(field, f"필수 항목이 빠졌습니다. /api에는 {', '.join(RATSNLP_FIELDS)}를 모두 보내세요.")
