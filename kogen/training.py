@@ -15,6 +15,7 @@ Fixes against ratsnlp: the learning-rate schedule is really applied (returned un
 "lr_scheduler", stepped every batch); the model is put in train mode (dropout on) for training;
 padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
 """
+import json
 import math
 import os
 import re
@@ -254,6 +255,15 @@ def export_hf(model, tokenizer, out_dir):
     tmp = str(out_dir) + ".tmp"
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    # transformers 5 names its own class, TokenizersBackend, which transformers 4 (vLLM's, often) lacks;
+    # PreTrainedTokenizerFast reads the same tokenizer.json in both
+    settings_path = os.path.join(tmp, "tokenizer_config.json")
+    with open(settings_path, encoding="utf-8") as f:
+        settings = json.load(f)
+    if settings.get("tokenizer_class") == "TokenizersBackend":
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        with open(settings_path, "w", encoding="utf-8") as f:
+            json.dump(settings, f, ensure_ascii=False, indent=2)
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
