@@ -146,3 +146,13 @@ def test_serve_answers_from_the_exported_model(trained):
     assert r.status_code == 200 and r.json["usage"]["completion_tokens"] == 4, r.get_data(as_text=True)
     assert client.get("/healthz").json["max_context"] == model.config.to_dict().get("n_positions", 128), \
         "the model's own context (n_positions or max_position_embeddings)"
+
+
+def test_kogen_generate_takes_a_gpt_neox_folder_as_model(tmp_path):
+    """`kogen generate --model DIR`, as a user runs it, prints what the library generates."""
+    from test_cli import kogen
+    base = polyglot_like(tmp_path / "m")
+    model, tok, _ = load_model(str(base), "cpu")
+    r = kogen("generate", PROMPT, "--model", str(base), "--max-new-tokens", "6", "--json", env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["text"] == generate(model, tok, PROMPT, max_new_tokens=6)[0]
