@@ -81,6 +81,8 @@ class GenerationTrainArguments:
 
 STRATEGIES = ("auto", "ddp", "fsdp")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# what torchrun, SLURM, LSF, MPI, or a manual launch with NODE_RANK set, leave in the environment
+MULTI_NODE_LAUNCHERS = ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
 
 
 def check_devices(args):
@@ -105,6 +107,9 @@ def check_devices(args):
         have, kind = os.cpu_count() or 1, "CPU 코어"
         if args.strategy == "fsdp":
             raise ValueError("fsdp는 GPU에서만 됩니다(Lightning의 제한). CPU 프로세스 여러 개로는 --strategy ddp를 쓰세요.")
+    if args.num_nodes > 1 and not any(v in os.environ for v in MULTI_NODE_LAUNCHERS):
+        raise ValueError(f"--num-nodes {args.num_nodes}: 컴퓨터 여러 대는 컴퓨터마다 torchrun이나 SLURM의 srun으로 띄워야 합니다"
+                         f"(그냥 실행하면 오지 않을 다른 컴퓨터를 기다립니다). 명령 예는 가이드 6.8절에 있습니다.")
     if args.devices > have:
         raise ValueError(f"--devices {args.devices}: 이 컴퓨터의 {kind}는 {have}개입니다. --devices를 {have} 이하로 "
                          f"주세요. 컴퓨터 여러 대라면 --devices는 한 대의 장치 수, --num-nodes는 컴퓨터 수입니다.")

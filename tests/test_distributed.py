@@ -109,6 +109,15 @@ def test_bad_device_arguments_say_what_to_do(kw, words):
         GenerationTrainArguments(**kw)
 
 
+def test_several_machines_without_a_launcher_are_refused_not_awaited(monkeypatch):
+    for name in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="torchrun"):
+        GenerationTrainArguments(num_nodes=2, accelerator="cpu")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert GenerationTrainArguments(num_nodes=2, accelerator="cpu").num_nodes == 2
+
+
 def test_more_gpus_than_the_machine_has_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
