@@ -87,7 +87,8 @@ MULTI_NODE_LAUNCHERS = ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK", "LSB
 
 def check_devices(args):
     """Korean errors, before anything is loaded or written, for what Lightning would reject in English
-    or start and then fail on: an unknown strategy or accelerator, more devices than the machine has."""
+    or start and then fail on (or wait on forever): an unknown strategy or accelerator, more devices than the
+    machine has, several machines without a launcher."""
     if args.strategy not in STRATEGIES:
         raise ValueError(f"strategy {args.strategy!r}는 없습니다. auto(장치 1개면 그대로, 여러 개면 ddp), "
                          f"ddp(프로세스마다 모델 전체 복사본) 또는 fsdp(GPU에서 모델을 나눠 가짐) 중 하나를 쓰세요.")

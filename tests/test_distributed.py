@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import one_thread, write_nsmc
 from kogen.models import BUNDLED_MODEL_DIR
 from kogen.training import GenerationTrainArguments, fine_tune
 
@@ -43,7 +44,6 @@ def runs(tmp_path_factory):
     """The same fine-tuning twice: one process with batch 8 (in this process) and `kogen train` with
     2 DDP processes of batch 4. Dropout is off in this copy of the bundled model, so both runs compute
     the same function and only the split of the batch over processes differs."""
-    from conftest import write_nsmc
     root = tmp_path_factory.mktemp("ddp")
     data = write_nsmc(root / "nsmc", n_train=64, n_test=16, malformed=False)
     model = root / "no_dropout"
@@ -51,11 +51,9 @@ def runs(tmp_path_factory):
     config = json.loads((model / "config.json").read_text())
     config.update(attn_pdrop=0.0, resid_pdrop=0.0, embd_pdrop=0.0)
     (model / "config.json").write_text(json.dumps(config))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    fine_tune(GenerationTrainArguments(pretrained_model_name=str(model), downstream_corpus_root_dir=data,
-                                       downstream_model_dir=str(root / "single"), batch_size=8, **TRAIN))
-    torch.set_num_threads(threads)
+    with one_thread():
+        fine_tune(GenerationTrainArguments(pretrained_model_name=str(model), downstream_corpus_root_dir=data,
+                                           downstream_model_dir=str(root / "single"), batch_size=8, **TRAIN))
     ddp = kogen_train(*ddp_argv(str(model), data, root / "ddp"))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     return dict(root=root, model=str(model), data=data, single=root / "single", ddp=root / "ddp", result=ddp)

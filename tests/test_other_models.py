@@ -1,7 +1,7 @@
 """The other Korean models of the guide's table, as tiny random models laid out the way their hub repos are:
 KoGPT-Trinity (GPT-2, pytorch_model.bin, tokenizer.json, an empty tokenizer_config.json) and Polyglot-ko
 (GPT-NeoX, a tokenizer_config.json and special_tokens_map.json without a pad token, a vocabulary padded
-past the tokenizer's). Each goes through generate, one fine-tuning step, export and serve on the same kogen
+past the tokenizer's). Each goes through generate, a short fine-tuning, export and serve on the same kogen
 code paths as KoGPT2 (`--model DIR`). Nothing is downloaded."""
 import json
 import shutil
@@ -13,6 +13,7 @@ from tokenizers import AddedToken, Tokenizer
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,
                           GPTNeoXForCausalLM)
 
+from conftest import one_thread, write_nsmc
 from kogen.generation import generate
 from kogen.models import BUNDLED_MODEL_DIR, load_model, load_tokenizer
 from kogen.training import GenerationTrainArguments, fine_tune
@@ -84,18 +85,15 @@ def test_hub_layouts_load_with_korean_intact_and_eos_and_pad(tmp_path, build, co
 def trained(request, tmp_path_factory):
     """(name, base folder, best checkpoint, exported folder) after two fine-tuning steps (the first has
     learning rate 0: warm-up starts there)."""
-    from conftest import write_nsmc
     root = tmp_path_factory.mktemp(request.param)
     build, _ = BUILDERS[request.param]
     base = build(root / "base")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     args = GenerationTrainArguments(pretrained_model_name=str(base),
                                     downstream_corpus_root_dir=write_nsmc(root / "nsmc", n_train=16, n_test=8),
                                     downstream_model_dir=str(root / "out"), max_seq_length=16, batch_size=8,
                                     learning_rate=1e-3, epochs=1, fp16=False)
-    best, export_dir = fine_tune(args)
-    torch.set_num_threads(threads)
+    with one_thread():
+        best, export_dir = fine_tune(args)
     return request.param, base, best, export_dir
 
 
