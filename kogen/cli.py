@@ -4,6 +4,7 @@
     kogen generate "이 영화는" --penalty-alpha 0.6 --top-k 4         # contrastive search
     kogen generate "이 영화는" --do-sample --control 긍정              # FUDGE sentiment control
     kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
+    kogen train --quick --accelerator cpu --devices 2 --strategy ddp    # 2 processes, global batch 2 x 32
     kogen serve --model checkpoints/quick/hf_model
     kogen eval --model bundled --preset greedy --preset contrastive --prompts nsmc-test:100 --out reports/eval1
     kogen check step1
@@ -65,7 +66,8 @@ QUICK = dict(epochs=1, batch_size=32, learning_rate=5e-4, max_seq_length=32, max
 def cmd_train(a):
     from .training import GenerationTrainArguments, fine_tune
     kw = dict(QUICK) if a.quick else {}
-    for name in ("epochs", "batch_size", "learning_rate", "max_seq_length", "seed", "max_steps"):
+    for name in ("epochs", "batch_size", "learning_rate", "max_seq_length", "seed", "max_steps", "log_every_n_steps",
+                 "devices", "num_nodes", "strategy", "accelerator"):
         if getattr(a, name) is not None:
             kw[name] = getattr(a, name)
     if a.model:
@@ -76,6 +78,8 @@ def cmd_train(a):
                                     downstream_model_dir=a.output_dir,
                                     fp16=a.fp16, **kw)
     best, export_dir = fine_tune(args)
+    if export_dir is None:  # another process of a DDP run; rank 0 reports
+        return
     print(f"가장 좋은 체크포인트: {best}\nHugging Face 형식으로 내보낸 모델: {export_dir}\n"
           f"써 보기: kogen generate \"긍정 아 정말\" --model {export_dir} --do-sample --top-p 0.92")
 
@@ -125,6 +129,12 @@ def build_parser():
     t.add_argument("--max-steps", type=int)
     t.add_argument("--max-train-examples", type=int)
     t.add_argument("--seed", type=int)
+    t.add_argument("--log-every-n-steps", type=int, help="metrics.csv에 train_loss를 몇 스텝마다 쓸지 (기본 10)")
+    t.add_argument("--accelerator", help="auto(기본: GPU가 있으면 GPU), cpu, gpu")
+    t.add_argument("--devices", type=int, help="한 컴퓨터에서 쓸 GPU 수(또는 --accelerator cpu일 때 CPU 프로세스 수, 기본 1). "
+                                               "--batch-size는 장치 하나의 배치입니다")
+    t.add_argument("--num-nodes", type=int, help="컴퓨터 수 (torchrun, SLURM; 기본 1)")
+    t.add_argument("--strategy", help="auto(기본), ddp, fsdp(GPU만)")
     t.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                    help="혼합 정밀도 (기본: GPU나 bf16 연산을 지원하는 CPU면 켬)")
     t.add_argument("--quick", action="store_true", help="CPU에서 몇 분: 내장 모델, 1 epoch, 리뷰 4만 개")

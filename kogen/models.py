@@ -2,8 +2,10 @@
 
 KoGPT2's hub folder holds only config.json, the weights and tokenizer.json. AutoTokenizer turns
 such a folder into a byte-level GPT-2 tokenizer that maps Korean to nothing (transformers 5) or
-adds <|endoftext|> (transformers 4), so GPT-2 folders without a tokenizer_config.json are loaded
-with PreTrainedTokenizerFast and KoGPT2's special tokens, exactly as the course teaches.
+adds <|endoftext|> (transformers 4), so GPT-2 folders without tokenizer settings (no
+tokenizer_config.json, or KoGPT-Trinity's empty one) are loaded with PreTrainedTokenizerFast and
+KoGPT2's special tokens, exactly as the course teaches. Other models (Polyglot-ko's GPT-NeoX) go
+through AutoTokenizer, checked by a Korean round trip.
 """
 import json
 import os
@@ -115,14 +117,51 @@ def read_config(path):
         return json.load(f)
 
 
+def tokenizer_settings(path):
+    """tokenizer_config.json's settings; {} when the file is missing or empty (KoGPT-Trinity ships an empty one)."""
+    f = Path(path) / "tokenizer_config.json"
+    text = f.read_text(encoding="utf-8").strip() if f.exists() else ""
+    return json.loads(text) if text else {}
+
+
+def round_trips(tok, probe="한국어 문장을 씁니다"):
+    ids = tok(probe, add_special_tokens=False)["input_ids"]
+    return bool(ids) and tok.decode(ids) == probe
+
+
+def tokenizer_from_json(path, special_tokens):
+    """tokenizer.json as it is, with those of `special_tokens` that its vocabulary holds (a token it lacks
+    would get a new id past the model's embeddings)."""
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(path) / "tokenizer.json"))
+    vocab = tok.get_vocab()
+    known = {k: v for k, v in special_tokens.items() if k.endswith("_token") and isinstance(v, str) and v in vocab}
+    tok.add_special_tokens(known)
+    return tok
+
+
 def load_tokenizer(path):
-    """KoGPT2-style folders (gpt2, no tokenizer_config.json) get KoGPT2's special tokens."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-    path = Path(path)
-    if read_config(path).get("model_type") == "gpt2" and not (path / "tokenizer_config.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(str(path), **KOGPT2_SPECIAL_TOKENS)
-    tok = AutoTokenizer.from_pretrained(str(path))
-    if tok.pad_token is None:  # GPT-NeoX (Polyglot-ko) and friends ship without one
+    """The folder's tokenizer, Korean intact, with an eos and a pad token.
+
+    KoGPT2-style folders (gpt2, no or an empty tokenizer_config.json: KoGPT2, KoGPT-Trinity) get KoGPT2's
+    special tokens. Elsewhere AutoTokenizer; where the class it picks rebuilds the vocabulary as byte-level
+    BPE (transformers 5 does so for GPT2Tokenizer and GPTNeoXTokenizer) and Korean no longer round-trips,
+    tokenizer.json is used as it is. GPT-NeoX (Polyglot-ko) ships no pad token: eos serves, as the labels
+    mask padding by the attention mask, not by id."""
+    from transformers import AutoTokenizer
+    path, config = Path(path), read_config(path)
+    settings = tokenizer_settings(path)
+    if not settings and config.get("model_type") == "gpt2":
+        return tokenizer_from_json(path, KOGPT2_SPECIAL_TOKENS)
+    if not settings:
+        tok = tokenizer_from_json(path, {})
+    else:
+        tok = AutoTokenizer.from_pretrained(str(path))
+        if not round_trips(tok) and (path / "tokenizer.json").exists():
+            tok = tokenizer_from_json(path, {**tok.special_tokens_map, **settings})
+    if tok.eos_token is None and config.get("eos_token_id") is not None:
+        tok.add_special_tokens({"eos_token": tok.convert_ids_to_tokens(config["eos_token_id"])})
+    if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 

@@ -5,23 +5,30 @@
     trainer = get_trainer(args)
     trainer.fit(task, train_dataloaders=..., val_dataloaders=..., ckpt_path=resume_path(args))
 
+Past one device, through Lightning: GenerationTrainArguments(devices=N, num_nodes=M, strategy="ddp"|"fsdp",
+accelerator="gpu"|"cpu"). batch_size is per process, so the global batch is batch_size x devices x num_nodes.
+The loss is summed over every process's tokens and divided by their total, and the training order is the
+one DistributedSampler gives, so N processes take the same steps as one process with the global batch.
+Lightning writes checkpoints from rank 0 only; fine_tune exports from rank 0 only.
+
 Fixes against ratsnlp: the learning-rate schedule is really applied (returned under
 "lr_scheduler", stepped every batch); the model is put in train mode (dropout on) for training;
 padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
 """
+import json
 import math
 import os
-import random
 import re
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import RandomSampler
 from transformers import get_linear_schedule_with_warmup
 
 from .models import DEFAULT_MODEL
@@ -50,12 +57,16 @@ class GenerationTrainArguments:
     cpu_workers: int = 0
     fp16: bool = None                            # mixed precision; None: where it is faster (GPU, AMX CPU)
     tpu_cores: int = 0                           # ratsnlp's; Lightning 2 picks the accelerator itself
-    accelerator: str = "auto"
+    accelerator: str = "auto"                    # auto, cpu, gpu (cuda), mps
+    devices: int = 1                             # processes per machine: GPUs, or CPU processes with accelerator="cpu"
+    num_nodes: int = 1                           # machines (torchrun / SLURM start one launcher per machine)
+    strategy: str = "auto"                       # auto, ddp, fsdp (GPU only)
     max_train_examples: int = None               # subsample for quick runs
     max_val_examples: int = None
     val_check_interval: float = 1.0              # fraction of an epoch, or a number of batches
     checkpoint_every_n_steps: int = 100          # last.ckpt, so a killed run loses at most this much
     max_steps: int = -1
+    log_every_n_steps: int = 10                  # train_loss rows in logs/version_N/metrics.csv
 
     def __post_init__(self):
         if self.max_seq_length < 2:
@@ -65,12 +76,66 @@ class GenerationTrainArguments:
         mode, _, metric = self.monitor.partition(" ")
         if mode not in ("min", "max") or not metric:
             raise ValueError(f"monitor는 'min val_loss'처럼 '<min|max> <지표>'여야 합니다(받은 값: {self.monitor!r}).")
+        check_devices(self)
+
+
+STRATEGIES = ("auto", "ddp", "fsdp")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# what torchrun, SLURM, LSF, MPI, or a manual launch with NODE_RANK set, leave in the environment
+MULTI_NODE_LAUNCHERS = ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "NODE_RANK", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
+
+
+def check_devices(args):
+    """Korean errors, before anything is loaded or written, for what Lightning would reject in English
+    or start and then fail on (or wait on forever): an unknown strategy or accelerator, more devices than the
+    machine has, several machines without a launcher."""
+    if args.strategy not in STRATEGIES:
+        raise ValueError(f"strategy {args.strategy!r}는 없습니다. auto(장치 1개면 그대로, 여러 개면 ddp), "
+                         f"ddp(프로세스마다 모델 전체 복사본) 또는 fsdp(GPU에서 모델을 나눠 가짐) 중 하나를 쓰세요.")
+    if args.accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator {args.accelerator!r}는 없습니다. auto, cpu 또는 gpu 중 하나를 쓰세요.")
+    if args.devices < 1 or args.num_nodes < 1:
+        raise ValueError(f"devices와 num_nodes는 1 이상이어야 합니다(받은 값: {args.devices}, {args.num_nodes}).")
+    gpu = args.accelerator in ("gpu", "cuda") or (args.accelerator == "auto" and torch.cuda.is_available())
+    if gpu:
+        have, kind = torch.cuda.device_count(), "GPU"
+        if have == 0:
+            raise ValueError("GPU(CUDA)를 찾을 수 없습니다. CPU 프로세스 여러 개로 하려면 --accelerator cpu를 쓰거나, "
+                             "CUDA판 torch가 설치된 GPU 컴퓨터에서 실행하세요.")
+    elif args.accelerator == "mps":
+        have, kind = 1, "MPS 장치"
+    else:
+        have, kind = os.cpu_count() or 1, "CPU 코어"
+        if args.strategy == "fsdp":
+            raise ValueError("fsdp는 GPU에서만 됩니다(Lightning의 제한). CPU 프로세스 여러 개로는 --strategy ddp를 쓰세요.")
+    if args.num_nodes > 1 and not any(v in os.environ for v in MULTI_NODE_LAUNCHERS):
+        raise ValueError(f"--num-nodes {args.num_nodes}: 컴퓨터 여러 대는 컴퓨터마다 torchrun이나 SLURM의 srun으로 띄워야 합니다"
+                         f"(그냥 실행하면 오지 않을 다른 컴퓨터를 기다립니다). 명령 예는 가이드 6.8절에 있습니다.")
+    if args.devices > have:
+        raise ValueError(f"--devices {args.devices}: 이 컴퓨터의 {kind}는 {have}개입니다. --devices를 {have} 이하로 "
+                         f"주세요. 컴퓨터 여러 대라면 --devices는 한 대의 장치 수, --num-nodes는 컴퓨터 수입니다.")
 
 
 def set_seed(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    """random, numpy and torch; also PL_GLOBAL_SEED, which seeds Lightning's DistributedSampler under DDP."""
+    pl.seed_everything(seed, verbose=False)
+
+
+class ShuffleSampler(RandomSampler):
+    """A fresh order each epoch, torch.randperm seeded by seed + epoch: what DistributedSampler gives one
+    process. Under DDP, Lightning swaps any RandomSampler for DistributedSampler(seed=PL_GLOBAL_SEED), whose
+    processes take every N-th index of that same order, so N processes' batches make up one process's."""
+
+    def __init__(self, data_source, seed=0):
+        super().__init__(data_source)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch):  # Lightning calls it at the start of every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(len(self.data_source), generator=g).tolist())
 
 
 class GenerationTask(pl.LightningModule):
@@ -88,24 +153,36 @@ class GenerationTask(pl.LightningModule):
         # called model.eval() to sample before training)
         self.model.train()
 
+    def summed_loss(self, batch):
+        """(sum of the token losses, number of predicted tokens) of one batch."""
+        n_tokens = (batch["labels"][:, 1:] != -100).sum()
+        return self.model(**batch).loss * n_tokens, n_tokens
+
+    def all_processes(self, loss_sum, n_tokens):
+        """(loss sum, tokens) added up over every process (the identity on one device)."""
+        return self.trainer.strategy.reduce(torch.stack([loss_sum.detach().float(), n_tokens.float()]), reduce_op="sum")
+
     def training_step(self, batch, batch_idx):
-        loss = self.model(**batch).loss
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        return loss
+        loss_sum, n_tokens = self.summed_loss(batch)
+        total, tokens = self.all_processes(loss_sum, n_tokens)
+        # the value is already the same on every process; sync_dist=True only says so to Lightning
+        self.log("train_loss", total / tokens, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        # divide by the tokens of the whole global batch, not this process's share; DDP and FSDP average
+        # gradients over processes, hence x world_size: the gradient of one process with the global batch
+        return loss_sum / tokens * self.trainer.world_size
 
     def validation_step(self, batch, batch_idx):
-        out = self.model(**batch)
-        n_tokens = (batch["labels"][:, 1:] != -100).sum()
-        self.val_losses.append((out.loss.detach() * n_tokens, n_tokens))
+        self.val_losses.append([t.detach() for t in self.summed_loss(batch)])
 
     def on_validation_epoch_end(self):
         if not self.val_losses:
             return
-        # token-weighted mean, so short and long batches count by what they hold
-        total = torch.stack([l for l, _ in self.val_losses]).sum() / torch.stack([n for _, n in self.val_losses]).sum()
+        # token-weighted mean over all batches of all processes, so short and long batches count by what they hold
+        total, tokens = self.all_processes(*(torch.stack(col).sum() for col in zip(*self.val_losses)))
+        total = total / tokens
         self.val_losses.clear()
-        self.log("val_loss", total, prog_bar=True)
-        self.log("val_ppl", torch.exp(total))
+        self.log("val_loss", total, prog_bar=True, sync_dist=True)
+        self.log("val_ppl", torch.exp(total), sync_dist=True)
 
     def configure_optimizers(self):
         no_decay = ("bias", "ln_", "LayerNorm", "layernorm", "norm")
@@ -148,11 +225,12 @@ def get_trainer(args, return_trainer_only=True):
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
     precision = pick_precision(args)
     trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        precision=precision, max_epochs=args.epochs,
         max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
         val_check_interval=args.val_check_interval, logger=pl.loggers.CSVLogger(args.downstream_model_dir, name="logs"),
         limit_train_batches=4 if args.test_mode else 1.0, limit_val_batches=4 if args.test_mode else 1.0,
-        log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
+        log_every_n_steps=args.log_every_n_steps, num_sanity_val_steps=0, deterministic=False,
     )
     return trainer if return_trainer_only else (best, trainer)
 
@@ -183,6 +261,15 @@ def export_hf(model, tokenizer, out_dir):
     tmp = str(out_dir) + ".tmp"
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    # transformers 5 names its own class, TokenizersBackend, which transformers 4 (vLLM's, often) lacks;
+    # PreTrainedTokenizerFast reads the same tokenizer.json in both
+    settings_path = os.path.join(tmp, "tokenizer_config.json")
+    with open(settings_path, encoding="utf-8") as f:
+        settings = json.load(f)
+    if settings.get("tokenizer_class") == "TokenizersBackend":
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        with open(settings_path, "w", encoding="utf-8") as f:
+            json.dump(settings, f, ensure_ascii=False, indent=2)
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -200,16 +287,15 @@ def make_dataloaders(args, tokenizer, corpus=None):
     train = GenerationDataset(args, tokenizer, corpus, mode="train", max_examples=args.max_train_examples)
     val = GenerationDataset(args, tokenizer, corpus, mode="test", max_examples=args.max_val_examples)
     collate = partial(data_collator, pad_token_id=tokenizer.pad_token_id)
-    gen = torch.Generator().manual_seed(args.seed)
-    return (DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
-                       num_workers=args.cpu_workers, generator=gen),
+    return (DataLoader(train, batch_size=args.batch_size, sampler=ShuffleSampler(train, args.seed), collate_fn=collate,
+                       num_workers=args.cpu_workers),
             DataLoader(val, batch_size=args.batch_size, shuffle=False, collate_fn=collate,
                        num_workers=args.cpu_workers))
 
 
 def fine_tune(args, export_dir=None):
     """The whole of step 4: load, fit (resuming from last.ckpt), export the best checkpoint.
-    Returns (best checkpoint path, exported folder)."""
+    Returns (best checkpoint path, exported folder); under DDP other processes than rank 0 return (None, None)."""
     from .deploy import load_checkpoint_state_dict
     from .models import load_causal_lm, load_tokenizer, resolve_model
     set_seed(args.seed)
@@ -219,7 +305,7 @@ def fine_tune(args, export_dir=None):
     task = GenerationTask(model, args)
     trainer = get_trainer(args)
     resume = resume_path(args)
-    if resume:
+    if resume and rank_zero_only.rank == 0:
         print(f"[kogen] 이전 실행의 {resume}에서 이어서 학습합니다. 처음부터 하려면 {args.downstream_model_dir} 폴더를 "
               f"지우거나 다른 --output-dir를 쓰세요.", file=sys.stderr)
     try:
@@ -228,9 +314,12 @@ def fine_tune(args, export_dir=None):
         raise KeyboardInterrupt from None
     if trainer.interrupted:  # never export a half-trained model as if it were done
         raise KeyboardInterrupt
+    if not trainer.is_global_zero:  # one process exports, as one wrote the checkpoints
+        return None, None
     best = best_checkpoint(args.downstream_model_dir, args.monitor)
     export_dir = export_dir or os.path.join(args.downstream_model_dir, "hf_model")
-    if best:
+    if best:  # a freshly loaded model: under FSDP the trained one's parameters are shards
+        model = load_causal_lm(path, "cpu")
         model.load_state_dict(load_checkpoint_state_dict(best))
     export_hf(model.cpu(), tokenizer, export_dir)
     return best, export_dir

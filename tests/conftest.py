@@ -1,5 +1,6 @@
 """Shared fixtures: the bundled model (loaded once), a tiny NSMC folder with malformed rows, a
 free loopback port. Nothing here touches the network."""
+import contextlib
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub, which reads it once
@@ -34,15 +35,24 @@ def bundled():
     return model, tokenizer
 
 
-@pytest.fixture(scope="module")
-def model(bundled):
-    """The bundled model with torch on one thread for the module: 2 cores shared with other jobs make a
-    second OpenMP thread spin, and this tiny model runs ~100x slower."""
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread: 2 cores shared with other jobs make a second OpenMP thread spin, and the tiny
+    models here run ~100x slower."""
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield bundled
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(bundled):
+    """The bundled model with torch on one thread for the module (see one_thread)."""
+    with one_thread():
+        yield bundled
 
 
 @pytest.fixture
