@@ -84,10 +84,26 @@ def cmd_train(a):
           f"써 보기: kogen generate \"긍정 아 정말\" --model {export_dir} --do-sample --top-p 0.92")
 
 
+def add_security_flags(s):
+    """kogen serve's guards for a class (kogen/serving/security.py)."""
+    from .serving.security import RATE_BURST, RATE_LIMIT
+    s.add_argument("--api-key", action="append", metavar="키", help="요청마다 Authorization: Bearer 키를 요구 (여러 번 "
+                                                                   "쓸 수 있음; KOGEN_API_KEY=키1,키2도 됨)")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="이 사이트의 페이지가 API를 부르도록 허용 (예: https://class.example)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="이름",
+                   help="localhost·IP 말고 이 Host 이름으로 부르는 요청도 받음 (예: myserver.local)")
+    s.add_argument("--rate-limit", type=float, default=RATE_LIMIT, metavar="N",
+                   help=f"생성 요청: 한 사람(키, 없으면 주소)당 1분에 N번 (기본 {RATE_LIMIT:g}, 0이면 끔)")
+    s.add_argument("--rate-burst", type=int, default=RATE_BURST, metavar="N", help=f"한꺼번에 N번까지 (기본 {RATE_BURST})")
+    s.add_argument("--log-prompts", action="store_true", help="접근 기록에 프롬프트 글도 남김 (기본: 남기지 않음)")
+
+
 def cmd_serve(a):
     from .web import serve
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
-          safety=a.safety, safety_threshold=a.safety_threshold)
+          safety=a.safety, safety_threshold=a.safety_threshold, api_keys=a.api_key, allowed_origins=a.allow_origin,
+          allowed_hosts=a.allow_host, rate_limit=a.rate_limit, rate_burst=a.rate_burst, log_prompts=a.log_prompts)
 
 
 def cmd_eval(a):
@@ -150,6 +166,7 @@ def build_parser():
     s.add_argument("--safety", default="flag", help="안전 정책: off, flag(점수만, 기본), block(거절), regenerate(다시 생성)")
     s.add_argument("--safety-threshold", type=float, default=None, help="이 유해 점수 이상이면 유해로 봅니다 (기본 0.5)")
     s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
+    add_security_flags(s)
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")

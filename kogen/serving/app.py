@@ -120,12 +120,13 @@ def log_stream_failure():
 
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
-               db=None, ab=None, safety="off", safety_threshold=None, engine=None):
+               db=None, ab=None, safety="off", safety_threshold=None, engine=None, security=None):
     """The Flask app; `model` + `tokenizer` serve every endpoint (or a ready `engine`), `inference_fn` (optional)
     answers /api. With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab`
-    ({arm: preset}) an A/B test."""
+    ({arm: preset}) an A/B test. `security`: a security.Config or a dict of its fields (api_keys, allowed_origins,
+    allowed_hosts, rate_limit, rate_burst, log_prompts, bind_host); the default asks nothing of a local student."""
     from ..safety.filter import THRESHOLD, check_policy
-    from . import openai
+    from . import openai, security as sec
     from .hf import Generator
     if model is None and inference_fn is None and engine is None:
         raise ValueError("create_app에 model과 tokenizer(또는 /api용 inference_fn)를 넘기세요.")
@@ -144,6 +145,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     app.register_blueprint(bp)
     app.register_blueprint(openai.bp)
     register_errors(app)
+    sec.register(app, security)  # keys, same-origin, Host, rate limits, headers, access log
     if db is not None or ab:  # human evaluation and A/B tests: kogen/serving/, votes in one SQLite file
         from . import register
         register(app, engine, db, ab, name, device, generate=svc.generate)  # A/B outputs pass the safety policy too

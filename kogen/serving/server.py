@@ -9,6 +9,9 @@ from .app import create_app
 def start_server(app, host="127.0.0.1", port=0, threads=8):
     """waitress in a daemon thread; port 0 picks a free one (see `.effective_port`)."""
     from waitress import create_server
+
+    from .security import bind
+    bind(app, host)  # the Host check depends on where the server listens
     server = create_server(app, host=host, port=port, threads=threads)
     threading.Thread(target=server.run, daemon=True).start()
     return server
@@ -34,22 +37,34 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
 
 
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
-          safety="flag", safety_threshold=None):
+          safety="flag", safety_threshold=None, api_keys=None, allowed_origins=(), allowed_hosts=(), rate_limit=0,
+          rate_burst=None, log_prompts=False):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
-    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test."""
+    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test.
+    `api_keys` (plus KOGEN_API_KEY), origins, hosts, rate limit (per minute, burst), log_prompts: security.py."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
     from .ab import parse_arms
+    from . import security
     from .store import Store
     check_policy(safety)
+    keys = security.api_keys(api_keys)
+    guard = security.Config(api_keys=keys, allowed_origins=tuple(allowed_origins or ()),
+                            allowed_hosts=tuple(allowed_hosts or ()), rate_limit=rate_limit or 0,
+                            rate_burst=security.RATE_BURST if rate_burst is None else rate_burst,
+                            log_prompts=log_prompts, bind_host=host)
+    warning = security.bind_warning(host, keys)
+    if warning:
+        print(warning, flush=True)  # before the slow model load, where the instructor is still looking
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
     lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
-    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold)
+    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
+                     security=guard)
     try:
         server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
     except OSError as e:
@@ -58,4 +73,8 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     print(f"[kogen] 웹 서비스: http://{host}:{port} (모델 {name}, 장치 {device}) — 끝내려면 Ctrl+C", flush=True)
     print(f"[kogen] 사람 평가: http://{host}:{port}/eval" + (f" · A/B 시험 {arms}: http://{host}:{port}/ab/results"
           if arms else "") + f" (저장: {store.path})", flush=True)
+    if keys:
+        print(f"[kogen] API 키 {len(keys)}개가 필요합니다. 페이지는 처음 한 번 키를 묻습니다; 키를 담은 링크: "
+              f"http://{host}:{port}/#key=키", flush=True)
+    security.log_to_stderr()
     server.run()
