@@ -10,7 +10,7 @@ function showError(err) {
 }
 
 async function postJSON(path, body) {
-  const resp = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+  const resp = await apiFetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                    body: JSON.stringify(body) });
   const data = await resp.json().catch(() => ({}));
   if (!resp.ok) throw data.error || { message: `서버 오류 ${resp.status}` };

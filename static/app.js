@@ -103,7 +103,7 @@ async function callStudentApi(col, prompt, params, signal) {
                  // ratsnlp's lengths count the prompt too; one character is at most about one token here
                  min_length: Number(params.min_new_tokens || 0),
                  max_length: Math.min(512, Number(params.max_new_tokens || 20) + prompt.length) };
-  return fetch("/api", { method: "POST", headers: { "Content-Type": "application/json" },
+  return apiFetch("/api", { method: "POST", headers: { "Content-Type": "application/json" },
                          body: JSON.stringify(body), signal });
 }
 
@@ -138,7 +138,7 @@ async function run(col) {
       col.querySelector(".stats").textContent = `시간 ${((performance.now() - started) / 1000).toFixed(2)}초 · /api (inference_fn)`;
       return;
     }
-    const resp = await fetch("/api/generate", {
+    const resp = await apiFetch("/api/generate", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ prompt, ...params, stream, ...(traced ? { top_tokens: kogenInspect.TOP_TOKENS } : {}) }),
       signal: controller.signal,

@@ -49,7 +49,7 @@ function render(data) {
 async function loadNext() {
   setBusy(true);
   try {
-    render(await getJSON(await fetch(`${BASE}/next?rater=${encodeURIComponent(CONFIG.rater)}`)));
+    render(await getJSON(await apiFetch(`${BASE}/next?rater=${encodeURIComponent(CONFIG.rater)}`)));
   } catch (err) {
     showError(err);
   }
@@ -61,7 +61,7 @@ async function vote(choice) {
   const criteria = {};
   document.querySelectorAll("#criteria select").forEach(s => { if (s.value) criteria[s.name] = s.value; });
   try {
-    const resp = await fetch(`${BASE}/vote`, {
+    const resp = await apiFetch(`${BASE}/vote`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ token: current.token, choice, criteria, rater: CONFIG.rater }),
     });

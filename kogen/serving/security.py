@@ -234,9 +234,8 @@ def access_line(cfg, status):
     key, start, seen = g.get("kogen_key"), g.kogen_start, []
     head = [request.method, request.path, str(status)]
     tail = [f"client={request.remote_addr or '-'}" + (f" key={fingerprint(key)}" if key else "")]
-    if cfg.log_prompts and request.method == "POST" and request.is_json:
-        prompt = (request.get_json(silent=True) or {}).get("prompt")
-        tail += [] if prompt is None else ["prompt=" + json.dumps(prompt, ensure_ascii=False)]
+    if g.get("kogen_prompt") is not None:
+        tail.append("prompt=" + json.dumps(g.kogen_prompt, ensure_ascii=False))
 
     def line():
         latency = f"{time.perf_counter() - start:.3f}s"
@@ -259,6 +258,8 @@ def register(app, cfg=None):
             refused = check(cfg)
             if refused is not None:
                 return refused
+        if cfg.log_prompts and request.method == "POST":  # now: a route may pop it from the parsed body
+            g.kogen_prompt = (request.get_json(silent=True) or {}).get("prompt")
 
     @app.after_request
     def finish(resp):
