@@ -140,12 +140,12 @@ def test_kogen_serve_with_a_bad_arm_exits_2_before_loading_the_model(tmp_path, c
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="/usr/bin/chromium 없음: apt-get install -y chromium")
 def test_the_ab_page_logs_thumbs_and_copy_in_a_real_browser(server):
     from playwright.sync_api import expect, sync_playwright
-    from test_browser import ARGS, CHROMIUM
+    from test_browser import ARGS, CHROMIUM, watch
     url, store = server
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page, errors = browser.new_page(), []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = browser.new_page()
+        errors = watch(page)  # JavaScript errors and CSP violations
         page.goto(url + "/")
         expect(page.locator(".feedback")).to_be_hidden()  # nothing to rate before an output is shown
         page.fill("#max_new_tokens", "6")

@@ -1,6 +1,7 @@
 """The page in a real browser: Debian's chromium, headless, driven by Playwright (no browser download).
 Presets, streamed output, A/B side by side, an HTML-injection prompt shown as text, a server error
-shown next to its field. Leaves a screenshot in the test's tmp dir."""
+shown next to its field, all under the strict Content-Security-Policy (any violation fails the test), and
+the API key asked for once. Leaves a screenshot in the test's tmp dir."""
 import os
 
 import pytest
@@ -17,6 +18,14 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="/usr/bin/chromium 없음: apt-get install -y chromium (브라우저를 내려받지 않습니다)")
 
 
+def watch(page):
+    """Every JavaScript error and every Content-Security-Policy violation on `page`, as they happen."""
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+    return errors
+
+
 @pytest.fixture(scope="module")
 def url(bundled):
     threads = torch.get_num_threads()
@@ -29,13 +38,12 @@ def url(bundled):
 
 @pytest.fixture
 def page(url):
-    """The page in headless chromium; any JavaScript error on it fails the test."""
+    """The page in headless chromium; any JavaScript error or CSP violation on it fails the test."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = watch(page)
         page.goto(url)
         yield page
         browser.close()
@@ -160,6 +168,7 @@ def test_page_calls_the_students_inference_fn_and_says_so(bundled):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page()
+            errors = watch(page)
             page.goto(f"http://127.0.0.1:{server.effective_port}")
             expect(page.locator("#student-api")).to_contain_text("inference_fn")
             page.fill("#prompt", "이 영화는")
@@ -169,4 +178,54 @@ def test_page_calls_the_students_inference_fn_and_says_so(bundled):
             browser.close()
     finally:
         stop_server(server)
+    assert not errors, errors
     assert calls and calls[0][2] == 50 and calls[0][1] >= calls[0][0]
+
+
+def test_csp_violations_are_caught(url):
+    """watch() works: an inline script is refused by the page's policy and reported."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        errors = watch(page)
+        page.goto(url)
+        page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1';
+                                 document.body.append(s); }""")
+        page.wait_for_timeout(200)
+        assert page.evaluate("window.__inline") is None, "the policy must block inline scripts"
+        browser.close()
+    assert len(errors) == 1 and "script-src" in errors[0], errors
+
+
+def test_page_asks_for_the_key_once_and_a_link_can_carry_it(bundled):
+    """kogen serve --api-key: the page asks on the first 401, keeps the key for the tab; #key= in a link
+    is taken and removed from the address bar."""
+    from playwright.sync_api import expect, sync_playwright
+    server = start_server(create_app(*bundled, model_name="bundled", security=dict(api_keys=["class-key"])))
+    url = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page, asked = browser.new_page(), []
+            errors = watch(page)
+            page.on("dialog", lambda d: asked.append(d.message) or d.accept("class-key"))
+            page.goto(url)
+            page.locator('#col-a [name="max_new_tokens"]').fill("4")
+            for _ in range(2):
+                page.click("#run-a")
+                expect(page.locator("#col-a .stats")).to_contain_text("토큰/초", timeout=30_000)
+            assert len(asked) == 1 and "API 키" in asked[0], asked
+            link = browser.new_page()  # a new tab: nothing stored, the link brings the key
+            errors += watch(link)
+            link.on("dialog", lambda d: asked.append(d.message) or d.dismiss())
+            link.goto(url + "/#key=class-key")
+            assert "#key" not in link.url, "the key leaves the address bar"
+            link.locator('#col-a [name="max_new_tokens"]').fill("4")
+            link.click("#run-a")
+            expect(link.locator("#col-a .stats")).to_contain_text("토큰/초", timeout=30_000)
+            assert len(asked) == 1, "no question with the link"
+            browser.close()
+    finally:
+        stop_server(server)
+    assert not errors, errors

@@ -335,7 +335,7 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's, as in test_browser.py: nothing is do
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="/usr/bin/chromium 없음: apt-get install -y chromium")
 def test_a_rater_sees_system_names_only_after_voting(model, tmp_path):
     from playwright.sync_api import expect, sync_playwright
-    from test_browser import ARGS
+    from test_browser import ARGS, watch
     store = Store(tmp_path / "browser.db")
     make_study(store, "브라우저", n_prompts=3, output=lambda p, s: f" {s}번 출력 {p} <img src=x onerror=\"window.__xss=1\">")
     srv = start_server(create_app(*model, db=store))
@@ -343,8 +343,8 @@ def test_a_rater_sees_system_names_only_after_voting(model, tmp_path):
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page, errors = browser.new_page(), []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = browser.new_page()
+            errors = watch(page)  # JavaScript errors and CSP violations
             page.goto(f"http://127.0.0.1:{srv.effective_port}/eval/브라우저")
             a, b = page.locator("#side-A"), page.locator("#side-B")
             expect(a.locator(".new")).to_contain_text("출력")
