@@ -57,6 +57,11 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           stream is scored as it grows and ends with `event: blocked` (OpenAI stream:
                           finish_reason "content_filter").
     /eval/..., /ab/...    human evaluation studies and A/B tests (with `db`): see kogen/serving/
+    Security (create_app(security=...), kogen serve --api-key/--allow-origin/--allow-host/--rate-limit; see
+                          kogen/serving/security.py): POST bodies must be JSON (415), cross-site browser POSTs are
+                          403, a Host other than localhost/loopback on a loopback server is 400; with keys every
+                          endpoint but the pages, /healthz and the results views needs `Authorization: Bearer KEY`
+                          (401, OpenAI's shape); generation over the per-client rate limit is 429 + Retry-After.
 
 Model calls are serialized by one lock (requests are not); each generation stops after KOGEN_MAX_TIME
 seconds (default 30) through generate's `max_time`.

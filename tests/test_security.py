@@ -206,6 +206,9 @@ def test_one_access_log_line_per_request_without_the_prompt(model, caplog):
 def test_keys_come_from_flags_and_env_and_open_binds_warn():
     assert api_keys(["a", " b "], env="b,c,, d") == ("a", "b", "c", "d")
     assert api_keys(None, env="") == ()
+    for bad in ("수업키", "two words"):
+        with pytest.raises(ValueError, match="영문"):
+            api_keys([bad], env="")
     assert bind_warning("127.0.0.1", ()) is None and bind_warning("localhost", ()) is None
     assert bind_warning("0.0.0.0", ("k",)) is None
     assert "--api-key" in bind_warning("0.0.0.0", ())

@@ -7,6 +7,7 @@
     service.py the engine under the safety policy (what every route calls); http.py: error shape, SSE, handlers
     hf.py      the Hugging Face engine (model.generate behind one lock, streamed through a thread)
     server.py  load_for_serving, serve (waitress), start_server/stop_server for tests and benchmarks
+    security.py keys, same-origin POSTs, the Host check, rate limits, headers, the access log (hooks on the app)
 
 Routes translate HTTP into Service/store calls and back; the model is reached only through an engine.
 """

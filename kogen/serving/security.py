@@ -3,7 +3,7 @@ rate limits, security headers and one access-log line per request. Plain hooks o
 `kogen serve --api-key/--allow-origin/--allow-host/--rate-limit/--rate-burst/--log-prompts`.
 
 Order of the checks, before any route runs (each refusal is the one JSON error shape, in Korean):
-    Host (400) -> cross-site browser request (403) -> API key (401) -> rate limit (429) -> JSON body (415)
+    Host (400) -> cross-site browser request (403) -> API key (401) -> JSON body (415) -> rate limit (429)
 The default (no key, loopback, no rate limit in create_app) changes nothing for a student's own requests.
 """
 import hashlib
@@ -53,6 +53,10 @@ def api_keys(flags=None, env=None):
     """--api-key values plus KOGEN_API_KEY (comma-separated), blanks dropped, order kept."""
     env = os.environ.get("KOGEN_API_KEY", "") if env is None else env
     keys = [k.strip() for k in [*(flags or []), *env.split(",")] if k and k.strip()]
+    for key in keys:  # an HTTP header carries ASCII only: a browser cannot even send a Korean key
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            raise ValueError(f"API 키 {key!r}는 쓸 수 없습니다. 영문·숫자·기호로만(공백 없이) 만드세요. "
+                             f"예: --api-key class-2024-xyz")
     return tuple(dict.fromkeys(keys))
 
 
@@ -191,7 +195,7 @@ def check_json(cfg):
                                                f"(지금: {given}).")
 
 
-CHECKS = (check_host, check_origin, check_key, check_rate, check_json)
+CHECKS = (check_host, check_origin, check_key, check_json, check_rate)  # a refused body costs no quota
 
 
 # --- after the route: headers, CORS for allowed origins, the access log ------------------------------------------
