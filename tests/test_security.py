@@ -199,6 +199,8 @@ def test_one_access_log_line_per_request_without_the_prompt(model, caplog):
             assert ASCII_KEYS[0] not in " ".join(lines), "never the key itself"
             assert (secret in post3 and secret in post4) == log_prompts, lines
             assert any(x.startswith("GET /healthz 200") for x in lines)
+        odd = requests.post(url + "/api/generate", json=[secret], headers=auth, timeout=30)
+        assert odd.status_code == 400, "logging prompts never turns a bad body into a 500"
     finally:
         stop_server(server)
 

@@ -70,6 +70,14 @@ def is_loopback(host):
         return False
 
 
+def is_ip(host):
+    try:
+        ipaddress.ip_address((host or "").strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
 def bind_warning(host, keys):
     """The Korean warning for a server open to the network without a key (None when there is nothing to say)."""
     if is_loopback(host) or keys:
@@ -96,14 +104,6 @@ def check_host(cfg):
         return None
     return error_response(400, "Host", f"이 서버는 Host '{request.host}'로 부르는 요청을 받지 않습니다(DNS 리바인딩 "
                                        f"방지). 실제 이름으로 쓰려면 kogen serve --allow-host {name or '이름'}을 주세요.")
-
-
-def is_ip(host):
-    try:
-        ipaddress.ip_address((host or "").strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def check_origin(cfg):
@@ -217,7 +217,7 @@ TOKENS = re.compile(rb'"(?:new_tokens|completion_tokens)": ?(\d+)')
 def count_tokens(resp, seen):
     """New tokens from a JSON answer now, or from a stream's summary as it passes by (appended to `seen`)."""
     if resp.mimetype != "text/event-stream":
-        m = TOKENS.search(resp.get_data()) if resp.is_json else None
+        m = TOKENS.search(resp.get_data()) if resp.is_json and not resp.direct_passthrough else None
         seen.extend([int(m[1])] if m else [])
         return
     inner = resp.response
@@ -233,7 +233,7 @@ def count_tokens(resp, seen):
     resp.response = watched()
 
 
-def access_line(cfg, status):
+def access_line(status):
     """The log line for this request, finished when the response is closed (a stream: when it ends)."""
     key, start, seen = g.get("kogen_key"), g.kogen_start, []
     head = [request.method, request.path, str(status)]
@@ -262,14 +262,14 @@ def register(app, cfg=None):
             refused = check(cfg)
             if refused is not None:
                 return refused
-        if cfg.log_prompts and request.method == "POST":  # now: a route may pop it from the parsed body
-            g.kogen_prompt = (request.get_json(silent=True) or {}).get("prompt")
+        body = request.get_json(silent=True) if cfg.log_prompts and request.method == "POST" else None
+        g.kogen_prompt = body.get("prompt") if isinstance(body, dict) else None  # now: a route may pop it
 
     @app.after_request
     def finish(resp):
         add_headers(cfg, resp)
         if "kogen_start" in g:  # else a before_request hook before ours refused it
-            line, seen = access_line(cfg, resp.status_code)
+            line, seen = access_line(resp.status_code)
             count_tokens(resp, seen)
             resp.call_on_close(lambda: log.info(line()))
         return resp
