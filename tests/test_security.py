@@ -95,6 +95,11 @@ def test_allow_host_and_a_network_bind_accept_their_names(model):
     client = app.test_client()
     assert client.get("/healthz", headers={"Host": "192.168.0.10:9001"}).status_code == 200, "the instructor's IP"
     assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 400, "names still need --allow-host"
+    # step 5's app.run(host="0.0.0.0"): Flask's own server says where it listens in SERVER_NAME
+    step5 = create_app(*model).test_client()
+    assert step5.get("/healthz", headers={"Host": "192.168.0.10:9001"},
+                     environ_overrides={"SERVER_NAME": "0.0.0.0"}).status_code == 200
+    assert step5.get("/healthz", headers={"Host": "192.168.0.10:9001"}).status_code == 400, "loopback by default"
 
 
 def test_keys_401_in_openai_shape_and_the_right_key_works(keyed):
