@@ -39,9 +39,10 @@ def index():
 @bp.get("/healthz")
 def healthz():
     svc = service()
+    backend = getattr(svc.engine, "url", None)  # a remote engine names the server that makes the tokens
     return jsonify(status="ok", model=svc.name, device=svc.device, safety=svc.safety,
                    max_context=svc.engine.max_context if svc.engine else None,
-                   engine=getattr(svc.engine, "engine", None))
+                   engine=getattr(svc.engine, "engine", None), **({"backend": backend} if backend else {}))
 
 
 @bp.get("/api/params")
@@ -66,7 +67,7 @@ def ratsnlp_api():
     params = check_params(dict({f: body[f] for f in RATSNLP_FIELDS[3:]}, do_sample=True))
     if svc.engine is not None:  # with a model we know its context, for inference_fn too
         ids = svc.engine.encode(prompt, dict(params, max_new_tokens=1))
-        if max_len > svc.engine.max_context:
+        if svc.engine.max_context and max_len > svc.engine.max_context:  # a remote backend may not say
             raise ParamError("max_length", f"{max_len}은(는) 너무 큽니다. 프롬프트를 포함해 모델 최대 길이 "
                                            f"{svc.engine.max_context}토큰 이하여야 합니다.")
     if svc.inference_fn is not None:

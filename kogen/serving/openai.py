@@ -179,4 +179,6 @@ def completions():
 
 @bp.get("/v1/models")
 def models():
-    return jsonify(object="list", data=[dict(id=service().name, object="model", created=0, owned_by="kogen")])
+    svc = service()  # max_model_len: the context length, named as vLLM names it (a kogen front reads it)
+    return jsonify(object="list", data=[dict(id=svc.name, object="model", created=0, owned_by="kogen",
+                                             max_model_len=svc.engine.max_context if svc.engine else None)])

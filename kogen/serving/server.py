@@ -34,9 +34,11 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
 
 
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
-          safety="flag", safety_threshold=None):
+          safety="flag", safety_threshold=None, backend=None):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
-    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test."""
+    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test.
+    `backend`: remote.connect's arguments (url, model, api_key, timeouts): no model is loaded, an OpenAI-compatible
+    server makes the tokens, and `model` names its tokenizer (optional, see serving/remote.py)."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
@@ -46,16 +48,27 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
-    lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
+    if backend:
+        from .remote import connect
+        if checkpoint_dir:
+            raise ValueError("--backend와 --checkpoint-dir은 함께 쓸 수 없습니다. 백엔드(vLLM 등)에 내보낸 hf_model 폴더를 "
+                             "띄우고 kogen은 --backend만 주세요.")
+        engine = connect(tokenizer_model=model, **backend)  # not an OpenAI-compatible server: ValueError, exit 2
+        lm, tokenizer, name, device = None, None, engine.model, engine.url
+    else:
+        engine = None
+        lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
-    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold)
+    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
+                     engine=engine)
     try:
         server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
     except OSError as e:
         raise ValueError(f"{host}:{port}에서 서버를 열 수 없습니다({e.strerror}). 이미 켜 둔 서버를 끄거나 "
                          f"--port {port + 1}처럼 다른 포트를 쓰세요.") from None
-    print(f"[kogen] 웹 서비스: http://{host}:{port} (모델 {name}, 장치 {device}) — 끝내려면 Ctrl+C", flush=True)
+    where = f"백엔드 {device}의 모델 {name}" if backend else f"모델 {name}, 장치 {device}"
+    print(f"[kogen] 웹 서비스: http://{host}:{port} ({where}) — 끝내려면 Ctrl+C", flush=True)
     print(f"[kogen] 사람 평가: http://{host}:{port}/eval" + (f" · A/B 시험 {arms}: http://{host}:{port}/ab/results"
           if arms else "") + f" (저장: {store.path})", flush=True)
     server.run()
