@@ -16,7 +16,12 @@ def start_server(app, host="127.0.0.1", port=0, threads=8):
 
 def stop_server(server):
     server.task_dispatcher.shutdown()  # workers first: a finishing one wakes the loop through the trigger
-    server.close()  # then the listening socket and the trigger
+    # then the listening socket and the trigger, in the loop's own thread: closed from here, the loop's
+    # select() could meet a closed descriptor (EBADF in the server thread)
+    closed = threading.Event()
+    server.trigger.pull_trigger(lambda: (server.close(), closed.set()))
+    if not closed.wait(5):  # the loop has already ended
+        server.close()
 
 
 def load_for_serving(model=None, checkpoint_dir=None, device=None):
