@@ -13,7 +13,7 @@ import time
 import openai
 import pytest
 import requests
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 
 from kogen.models import BUNDLED_MODEL_DIR, read_config
 from kogen.serving.remote import connect
@@ -185,14 +185,22 @@ def test_stopped_backend_is_a_quick_502(model):
 
 @pytest.fixture
 def slow_backend():
-    """An OpenAI-looking stub whose completions take 5 s (released early when the test ends)."""
+    """An OpenAI-looking stub that stalls for 5 s (released when the test ends): before answering, or, streaming,
+    after its first piece."""
     app, release = Flask(__name__), threading.Event()
     app.get("/v1/models")(lambda: jsonify(object="list", data=[dict(id="slow", object="model")]))
 
     @app.post("/v1/completions")
     def completions():
-        release.wait(5)
-        return jsonify(choices=[])
+        if not request.get_json().get("stream"):
+            release.wait(5)
+            return jsonify(choices=[])
+
+        def events():
+            yield 'data: {"choices": [{"index": 0, "text": " 첫 조각", "finish_reason": null}]}\n\n'
+            release.wait(5)
+            yield "data: [DONE]\n\n"
+        return Response(events(), mimetype="text/event-stream")
     server, url = serving(app)
     yield url
     release.set()
@@ -202,12 +210,15 @@ def slow_backend():
 def test_slow_backend_is_a_504_within_the_timeout(slow_backend):
     server, url = serving(front_app(slow_backend, timeout=0.5))
     try:
-        for path, body in (("/api/generate", dict(prompt=PROMPT)), ("/v1/completions", dict(prompt=PROMPT)),
-                           ("/api/generate", dict(prompt=PROMPT, stream=True))):
+        for path in ("/api/generate", "/v1/completions"):
             start = time.monotonic()
-            r = post(url, path, body)
+            r = post(url, path, dict(prompt=PROMPT))
             assert r.status_code == 504 and "0.5초" in r.json()["error"]["message"], r.text
             assert time.monotonic() - start < 3, "the timeout must answer, not the slow backend"
+        start = time.monotonic()  # a stream that stalls after its first piece ends with an error event
+        events = read_events(post(url, "/api/generate", dict(prompt=PROMPT, stream=True)))
+        assert events[0] == ("message", {"text": " 첫 조각"}) and events[-1][0] == "error", events
+        assert "0.5초" in events[-1][1]["error"]["message"] and time.monotonic() - start < 3, events
     finally:
         stop_server(server)
 

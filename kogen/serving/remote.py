@@ -119,9 +119,9 @@ class Remote:
                         yield c["text"]
                     reason = c.get("finish_reason") or reason
                 usage = chunk.get("usage") or usage  # vLLM sends it last with stream_options.include_usage
-        except requests.Timeout:
-            raise GatewayTimeout(self.timeout_message()) from None
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError) as e:
+            if timed_out(e):
+                raise GatewayTimeout(self.timeout_message()) from None
             raise BadGateway(f"백엔드({self.url})와의 연결이 생성 중에 끊겼습니다. 백엔드 서버의 로그를 보세요.") from None
         finally:  # also when the client hung up: drop the upstream request
             resp.close()
@@ -201,6 +201,12 @@ class Remote:
         hint = " --backend-api-key(또는 KOGEN_BACKEND_API_KEY)를 확인하세요." if status in (401, 403) else \
             " 백엔드 서버의 로그를 보세요."
         return BadGateway(f"백엔드({self.url})가 HTTP {status}로 답했습니다: {message}.{hint}")
+
+
+def timed_out(e):
+    """A timeout, also inside a streamed body, where requests reports urllib3's ReadTimeoutError as a ConnectionError."""
+    from urllib3.exceptions import ReadTimeoutError
+    return isinstance(e, requests.Timeout) or any(isinstance(a, ReadTimeoutError) for a in e.args)
 
 
 def connect(url, model=None, api_key=None, tokenizer_model=None, timeout=60.0, connect_timeout=5.0):
