@@ -172,6 +172,7 @@ def test_too_long_for_the_backend_is_its_400_or_ours(front, front_tok):
 def test_stopped_backend_is_a_quick_502(model):
     server, backend_url = serving(create_app(*model, model_name="bundled", device="cpu"))
     front_server, url = serving(front_app(backend_url))
+    assert post(url, "/api/generate", dict(prompt=PROMPT, max_new_tokens=2)).status_code == 200  # a kept-alive link
     stop_server(server)
     try:
         for stream in (False, True):

@@ -16,10 +16,14 @@ def start_server(app, host="127.0.0.1", port=0, threads=8):
 
 def stop_server(server):
     server.task_dispatcher.shutdown()  # workers first: a finishing one wakes the loop through the trigger
-    # then the listening socket and the trigger, in the loop's own thread: closed from here, the loop's
-    # select() could meet a closed descriptor (EBADF in the server thread)
     closed = threading.Event()
-    server.trigger.pull_trigger(lambda: (server.close(), closed.set()))
+
+    def close():  # kept-alive connections too, as when the process ends: a client's next request is refused
+        for channel in list(server._map.values()):
+            channel.close()  # the listening socket and the trigger are in the map as well
+        closed.set()
+    # in the loop's own thread: closed from here, its select() could meet a closed descriptor (EBADF)
+    server.trigger.pull_trigger(close)
     if not closed.wait(5):  # the loop has already ended
         server.close()
 
