@@ -234,9 +234,33 @@ def test_connect_refuses_what_is_not_an_openai_server(backend, free_port):
         connect(backend + "/v1", model="gpt-4")
 
 
-def test_kogen_serve_with_a_url_that_is_not_openai_exits_2(backend, free_port):
+def test_an_ab_arm_the_backend_cannot_run_stops_serve_at_start(backend):
+    from kogen.serving.server import load_backend
+    with pytest.raises(ValueError, match="--ab B=recommended: .*no_repeat_ngram_size"):
+        load_backend(dict(url=backend + "/v1"), arms={"A": "greedy", "B": "recommended"})
+    assert load_backend(dict(url=backend + "/v1"), arms={"A": "greedy", "B": "top_p"}).model == "bundled"
+
+
+def test_kogen_serve_backend_exits_2_on_a_url_that_is_not_openai_and_serves_on_one_that_is(backend, free_port):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "kogen", "serve", "--backend", backend, "--port", str(free_port), "--safety", "off"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "OpenAI 호환" in done.stderr and "/v1" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    cmd = [sys.executable, "-m", "kogen", "serve", "--port", str(free_port), "--safety", "off", "--backend"]
+    bad = subprocess.run(cmd + [backend], env=env, capture_output=True, text=True, timeout=120)  # /v1 forgotten
+    assert bad.returncode == 2, (bad.stdout, bad.stderr)
+    assert "OpenAI 호환" in bad.stderr and "/v1" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    proc = subprocess.Popen(cmd + [backend + "/v1", "--model", "bundled"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{free_port}"
+    try:
+        deadline, health = time.monotonic() + 90, None
+        while health is None and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                health = requests.get(url + "/healthz", timeout=5).json()
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert health and health["engine"] == "remote" and health["backend"] == backend + "/v1", proc.poll()
+        out, direct = same(url, backend, "/api/generate", dict(prompt=PROMPT, max_new_tokens=8))
+        assert out["texts"] == direct["texts"]
+    finally:
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=30)
+    assert f"백엔드 {backend}/v1의 모델 bundled" in stdout, (stdout, stderr)

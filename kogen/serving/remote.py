@@ -74,10 +74,7 @@ class Remote:
     def encode(self, prompt, params, field="max_new_tokens"):
         """A Prompt, after refusing what the backend cannot do and (with a tokenizer) checking the lengths."""
         check_prompt(prompt)
-        for name, off, what, fix in CANNOT:
-            if not off(params):
-                raise ParamError(name, f"이 서버는 생성을 백엔드({self.url})에 맡기므로 {what}({name})을(를) 쓸 수 "
-                                       f"없습니다(OpenAI 호환 서버에 없는 기능). {fix}.")
+        self.refuse(params)
         ids = None
         if self.tokenizer is not None and self.max_context:
             ids = encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
@@ -143,6 +140,13 @@ class Remote:
         """The prompt's token count as the backend counts it (usage of a one-token completion)."""
         usage = self.post(dict(model=self.model, prompt=prompt.text, max_tokens=1, temperature=0), prompt).json()
         return usage["usage"]["prompt_tokens"]
+
+    def refuse(self, params):
+        """A 400 naming the first parameter the backend cannot honour (CANNOT)."""
+        for name, off, what, fix in CANNOT:
+            if not off(params):
+                raise ParamError(name, f"이 서버는 생성을 백엔드({self.url})에 맡기므로 {what}({name})을(를) 쓸 수 "
+                                       f"없습니다(OpenAI 호환 서버에 없는 기능). {fix}.")
 
     def refuse_trace(self, prompt, top_tokens):
         if top_tokens:

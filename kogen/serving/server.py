@@ -15,17 +15,24 @@ def start_server(app, host="127.0.0.1", port=0, threads=8):
 
 
 def stop_server(server):
+    """Stop a start_server() server as if its process ended: workers, then every connection (kept-alive ones too, so
+    a client's next request is refused), the listening socket and the trigger."""
+    from waitress.channel import HTTPChannel
     server.task_dispatcher.shutdown()  # workers first: a finishing one wakes the loop through the trigger
     closed = threading.Event()
 
-    def close():  # kept-alive connections too, as when the process ends: a client's next request is refused
-        for channel in list(server._map.values()):
-            channel.close()  # the listening socket and the trigger are in the map as well
+    def close():
+        for channel in list(server._map.values()):  # the listening socket and the trigger are in the map too
+            # a connection's handle_close also wakes a worker still writing to it
+            (channel.handle_close if isinstance(channel, HTTPChannel) else channel.close)()
         closed.set()
-    # in the loop's own thread: closed from here, its select() could meet a closed descriptor (EBADF)
-    server.trigger.pull_trigger(close)
-    if not closed.wait(5):  # the loop has already ended
-        server.close()
+    try:  # in the loop's own thread: closed from here, its select() could meet a closed descriptor (EBADF)
+        server.trigger.pull_trigger(close)
+        done = closed.wait(5)
+    except OSError:  # the trigger is closed already
+        done = False
+    if not done:  # the loop has ended
+        close()
 
 
 def load_for_serving(model=None, checkpoint_dir=None, device=None):
@@ -40,6 +47,23 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
     lm, tokenizer, path = load_model(model, device)
     name = "bundled" if Path(path) == BUNDLED_MODEL_DIR else requested_model_name(model)  # say so after a fallback
     return lm, tokenizer, name, lm.device
+
+
+def load_backend(backend, model=None, checkpoint_dir=None, arms=None):
+    """The remote engine of `kogen serve --backend` (serving/remote.py), checked before anything is served: the URL
+    is an OpenAI-compatible server, and every A/B arm's preset is one it can run (else each request would fail)."""
+    from ..generation import PRESETS, ParamError, check_params
+    from .remote import connect
+    if checkpoint_dir:
+        raise ValueError("--backend와 --checkpoint-dir은 함께 쓸 수 없습니다. 백엔드(vLLM 등)에 내보낸 hf_model 폴더를 "
+                         "띄우고 kogen에는 --backend만 주세요.")
+    engine = connect(tokenizer_model=model, **backend)  # not an OpenAI-compatible server: ValueError, exit 2
+    for arm, preset in (arms or {}).items():
+        try:
+            engine.refuse(check_params(PRESETS[preset]["params"]))
+        except ParamError as e:
+            raise ValueError(f"--ab {arm}={preset}: {e.message}") from None
+    return engine
 
 
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
@@ -58,15 +82,10 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
     if backend:
-        from .remote import connect
-        if checkpoint_dir:
-            raise ValueError("--backend와 --checkpoint-dir은 함께 쓸 수 없습니다. 백엔드(vLLM 등)에 내보낸 hf_model 폴더를 "
-                             "띄우고 kogen은 --backend만 주세요.")
-        engine = connect(tokenizer_model=model, **backend)  # not an OpenAI-compatible server: ValueError, exit 2
+        engine = load_backend(backend, model, checkpoint_dir, arms)
         lm, tokenizer, name, device = None, None, engine.model, engine.url
     else:
-        engine = None
-        lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
+        engine, (lm, tokenizer, name, device) = None, load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
     app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
