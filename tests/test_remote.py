@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from kogen.models import BUNDLED_MODEL_DIR, read_config
 from kogen.serving.remote import connect
 from kogen.web import create_app, start_server, stop_server
-from test_web import PROMPT, RATSNLP, read_events
+from test_web import PROMPT, RATSNLP, read_events, streamed
 
 CONTEXT = read_config(BUNDLED_MODEL_DIR)["n_positions"]
 
@@ -90,11 +90,7 @@ def test_api_generate_through_the_front_equals_the_backend(front, front_tok, bac
 
 def test_sse_through_the_front_streams_the_backends_pieces(front, backend):
     body = dict(prompt=PROMPT, max_new_tokens=20, min_new_tokens=20, do_sample=True, seed=11)
-    r = post(front, "/api/generate", dict(body, stream=True), stream=True)
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-    events = read_events(r)
-    pieces = [data["text"] for event, data in events if event == "message"]
-    (_, done), = [e for e in events if e[0] == "done"]
+    pieces, done = streamed(front, body)
     assert len(pieces) > 1, "pieces must be forwarded as they arrive, not at once"
     assert "".join(pieces) == done["completions"][0] == post(backend, "/api/generate", body).json()["completions"][0]
     assert done["finish_reason"] == "length"

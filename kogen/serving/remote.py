@@ -138,8 +138,12 @@ class Remote:
 
     def count_tokens(self, prompt):
         """The prompt's token count as the backend counts it (usage of a one-token completion)."""
-        usage = self.post(dict(model=self.model, prompt=prompt.text, max_tokens=1, temperature=0), prompt).json()
-        return usage["usage"]["prompt_tokens"]
+        resp = self.post(dict(model=self.model, prompt=prompt.text, max_tokens=1, temperature=0), prompt)
+        try:
+            return int(resp.json()["usage"]["prompt_tokens"])
+        except (ValueError, KeyError, TypeError):
+            raise BadGateway("백엔드가 usage(토큰 수)를 알려 주지 않아 /api의 길이를 셀 수 없습니다. kogen serve에 --model로 "
+                             "백엔드 모델의 토크나이저를 주세요.") from None
 
     def refuse(self, params):
         """A 400 naming the first parameter the backend cannot honour (CANNOT)."""
