@@ -34,6 +34,7 @@ import requests
 from werkzeug.exceptions import BadGateway, GatewayTimeout
 
 from ..generation import ParamError, check_prompt, encode_prompt
+from .openai import OPENAI_NAMES
 
 # (parameter, is it at its "off" value?, what it is, what to do): what an OpenAI-compatible server cannot do
 CANNOT = [("num_beams", lambda p: p["num_beams"] == 1, "beam search", "num_beams=1로 하세요"),
@@ -42,7 +43,6 @@ CANNOT = [("num_beams", lambda p: p["num_beams"] == 1, "beam search", "num_beams
           ("no_repeat_ngram_size", lambda p: p["no_repeat_ngram_size"] == 0, "반복 금지 n-gram",
            "0으로 하고 반복은 repetition_penalty로 줄이세요")]
 REASONS = {"stop": "stop", "length": "length"}  # anything else (vLLM's "abort", None) counts as "length"
-BACK = {"max_tokens": "max_new_tokens", "min_tokens": "min_new_tokens", "n": "num_return_sequences"}
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Remote:
             choices = sorted(out["choices"], key=lambda c: c.get("index", 0))
             completions, reasons = [c["text"] for c in choices], [c.get("finish_reason") for c in choices]
         except (ValueError, KeyError, TypeError):
-            raise BadGateway(f"백엔드({self.url})의 답이 OpenAI completions 형식이 아닙니다. 백엔드 서버를 확인하세요.")
+            raise BadGateway(f"백엔드({self.url})의 답이 OpenAI completions 형식이 아닙니다. 백엔드 서버를 확인하세요.") from None
         return self.summary(prompt, completions, reasons, out.get("usage") or {}, time.perf_counter() - start)
 
     def stream(self, prompt, params, top_tokens=0):
@@ -202,7 +202,7 @@ class Remote:
             message, param = resp.text[:200], None
         status = resp.status_code
         if status in (400, 422):
-            field = param if prompt.field == "max_tokens" else BACK.get(param, param)  # /v1 keeps OpenAI's names
+            field = param if prompt.field == "max_tokens" else OPENAI_NAMES.get(param, param)  # /v1: OpenAI's names
             return ParamError(field, f"백엔드가 요청을 거절했습니다: {message}")
         if status in (408, 504):
             return GatewayTimeout(self.timeout_message())
@@ -212,7 +212,7 @@ class Remote:
 
 
 def timed_out(e):
-    """A timeout, also inside a streamed body, where requests reports urllib3's ReadTimeoutError as a ConnectionError."""
+    """A timeout, also inside a streamed body (there requests reports urllib3's ReadTimeoutError as a ConnectionError)."""
     from urllib3.exceptions import ReadTimeoutError
     return isinstance(e, requests.Timeout) or any(isinstance(a, ReadTimeoutError) for a in e.args)
 
