@@ -212,7 +212,7 @@ class Remote:
 
 
 def timed_out(e):
-    """A timeout, also inside a streamed body (there requests reports urllib3's ReadTimeoutError as a ConnectionError)."""
+    """A timeout, also in a streamed body (there requests reports urllib3's ReadTimeoutError as a ConnectionError)."""
     from urllib3.exceptions import ReadTimeoutError
     return isinstance(e, requests.Timeout) or any(isinstance(a, ReadTimeoutError) for a in e.args)
 
