@@ -228,6 +228,8 @@ def test_connect_refuses_what_is_not_an_openai_server(backend, free_port):
             connect(url, connect_timeout=2, timeout=5)
     with pytest.raises(ValueError, match="있는 모델: bundled"):
         connect(backend + "/v1", model="gpt-4")
+    with pytest.raises(ValueError, match="0보다 큰"):
+        connect(backend + "/v1", timeout=0)
 
 
 def test_an_ab_arm_the_backend_cannot_run_stops_serve_at_start(backend):
@@ -237,12 +239,16 @@ def test_an_ab_arm_the_backend_cannot_run_stops_serve_at_start(backend):
     assert load_backend(dict(url=backend + "/v1"), arms={"A": "greedy", "B": "top_p"}).model == "bundled"
 
 
-def test_kogen_serve_backend_exits_2_on_a_url_that_is_not_openai_and_serves_on_one_that_is(backend, free_port):
+def test_kogen_serve_backend_exits_2_on_a_url_that_is_not_openai_and_serves_on_one_that_is(backend, free_port,
+                                                                                           tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "kogen", "serve", "--port", str(free_port), "--safety", "off", "--backend"]
-    bad = subprocess.run(cmd + [backend], env=env, capture_output=True, text=True, timeout=120)  # /v1 forgotten
+    db = tmp_path / "votes.db"
+    bad = subprocess.run(cmd + [backend, "--db", str(db)], env=env, capture_output=True, text=True,
+                         timeout=120)  # /v1 forgotten
     assert bad.returncode == 2, (bad.stdout, bad.stderr)
     assert "OpenAI 호환" in bad.stderr and "/v1" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not db.exists(), "nothing is written before the backend is checked"
     proc = subprocess.Popen(cmd + [backend + "/v1", "--model", "bundled"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{free_port}"

@@ -223,6 +223,9 @@ def connect(url, model=None, api_key=None, tokenizer_model=None, timeout=60.0, c
     `tokenizer_model` (a folder or hub id; `--model`) lets the front count tokens itself."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"--backend {url!r}: http://127.0.0.1:8000/v1처럼 http(s)://로 시작하는 주소를 주세요.")
+    if not (timeout > 0 and connect_timeout > 0):
+        raise ValueError(f"--backend-timeout({timeout:g})과 --backend-connect-timeout({connect_timeout:g})은 0보다 큰 초여야 "
+                         f"합니다.")
     url = url.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     hint = ("--backend에는 OpenAI 클라이언트의 base_url과 같은 주소(vLLM이면 http://127.0.0.1:8000/v1처럼 끝이 /v1)를 "

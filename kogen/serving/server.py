@@ -79,13 +79,13 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     from .store import Store
     check_policy(safety)
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
+    engine = load_backend(backend, model, checkpoint_dir, arms) if backend else None  # before anything is written
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
-    if backend:
-        engine = load_backend(backend, model, checkpoint_dir, arms)
+    if engine:
         lm, tokenizer, name, device = None, None, engine.model, engine.url
     else:
-        engine, (lm, tokenizer, name, device) = None, load_for_serving(model, checkpoint_dir, device)
+        lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
     app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
