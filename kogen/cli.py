@@ -6,6 +6,7 @@
     kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
     kogen train --quick --accelerator cpu --devices 2 --strategy ddp    # 2 processes, global batch 2 x 32
     kogen serve --model checkpoints/quick/hf_model
+    kogen serve --backend http://127.0.0.1:8000/v1                      # in front of vLLM (or another kogen serve)
     kogen eval --model bundled --preset greedy --preset contrastive --prompts nsmc-test:100 --out reports/eval1
     kogen check step1
 """
@@ -101,9 +102,13 @@ def add_security_flags(s):
 
 def cmd_serve(a):
     from .web import serve
+    key = a.backend_api_key or os.environ.get("KOGEN_BACKEND_API_KEY")  # the variable keeps the key out of `ps`
+    backend = dict(url=a.backend, model=a.backend_model, api_key=key, timeout=a.backend_timeout,
+                   connect_timeout=a.backend_connect_timeout) if a.backend else None
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
           safety=a.safety, safety_threshold=a.safety_threshold, api_keys=a.api_key, allowed_origins=a.allow_origin,
-          allowed_hosts=a.allow_host, rate_limit=a.rate_limit, rate_burst=a.rate_burst, log_prompts=a.log_prompts)
+          allowed_hosts=a.allow_host, rate_limit=a.rate_limit, rate_burst=a.rate_burst, log_prompts=a.log_prompts,
+          backend=backend)
 
 
 def cmd_eval(a):
@@ -167,6 +172,12 @@ def build_parser():
     s.add_argument("--safety-threshold", type=float, default=None, help="이 유해 점수 이상이면 유해로 봅니다 (기본 0.5)")
     s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
     add_security_flags(s)
+    s.add_argument("--backend", metavar="URL", help="생성을 OpenAI 호환 서버(vLLM, 다른 kogen serve)에 맡김: 그 base_url "
+                   "(예: http://127.0.0.1:8000/v1). 모델을 읽지 않으며, --model을 주면 그 토크나이저로 길이를 미리 검사합니다")
+    s.add_argument("--backend-model", help="백엔드의 모델 이름 (기본: 백엔드 /models의 첫 모델)")
+    s.add_argument("--backend-api-key", help="백엔드의 API 키 (기본: KOGEN_BACKEND_API_KEY)")
+    s.add_argument("--backend-timeout", type=float, default=60.0, help="백엔드의 답을 기다릴 초, 넘으면 504 (기본 60)")
+    s.add_argument("--backend-connect-timeout", type=float, default=5.0, help="백엔드에 연결할 때 기다릴 초 (기본 5)")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")

@@ -15,7 +15,8 @@ Public functions
         values -- when given; every other endpoint uses model + tokenizer.
     serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None)
         loads the model once (a step-4 checkpoint folder, a Hugging Face folder, a hub id or KOGEN_MODEL)
-        and runs waitress until Ctrl+C.
+        and runs waitress until Ctrl+C. serve(..., backend=dict(url=...)) loads no model and forwards generation to
+        an OpenAI-compatible server (kogen serve --backend URL; see kogen/serving/remote.py).
     load_for_serving(model=None, checkpoint_dir=None, device=None) -> (model, tokenizer, name, device)
         what serve loads; name says which checkpoint or model it is.
     start_server(app, host="127.0.0.1", port=0, threads=8) -> waitress server running in a daemon thread
@@ -23,7 +24,8 @@ Public functions
 
 Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param", "type"}}, never a 500)
     GET  /                the page: templates/index.html + static/
-    GET  /healthz         {"status": "ok", "model", "device", "max_context", "safety", "engine"}
+    GET  /healthz         {"status": "ok", "model", "device", "max_context", "safety", "engine"} (+ "backend": its URL,
+                          with `kogen serve --backend`)
     GET  /api/params      the parameter table (ranges, Korean labels and help) and the presets
     POST /api             ratsnlp's API. All eight fields are required: prompt, min_length, max_length, top_p,
                           top_k, repetition_penalty, no_repeat_ngram_size, temperature (numbers or numeric
@@ -50,7 +52,7 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           it, finish_reason "stop"; streams hold back what may start one); top_k, repetition_penalty,
                           no_repeat_ngram_size, min_tokens, penalty_alpha (then temperature defaults to 0
                           and top_k to 4), control, control_strength as extras (openai client: extra_body=...).
-    GET  /v1/models       the one model served
+    GET  /v1/models       the one model served (with max_model_len, its context length, as vLLM reports it)
     Safety (create_app(safety=...), kogen serve --safety; serve's default "flag"): responses of /api/generate
                           and /v1/completions carry "safety" (the classifier's score, label, bias); "block" and
                           "regenerate" refuse a toxic prompt or output with a 422 (type "safety_block"); a
@@ -67,7 +69,8 @@ Model calls are serialized by one lock (requests are not); each generation stops
 seconds (default 30) through generate's `max_time`.
 
 This module is the public door (step 5 imports it); the code lives in kogen/serving/ (app.py, openai.py,
-service.py, hf.py, http.py, server.py).
+service.py, hf.py, remote.py, http.py, server.py). `kogen serve --backend URL` puts all of the above in front of an
+OpenAI-compatible server (vLLM, or another kogen): see kogen/serving/remote.py.
 """
 from .serving.app import MAX_TIME, REPO, RATSNLP_FIELDS, create_app, get_web_service_app
 from .serving.hf import Cancelled, Generator, Streamer

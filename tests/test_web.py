@@ -133,13 +133,18 @@ def test_beam_search_returns_the_requested_number_of_sequences(url):
     assert len(out["texts"]) == 3 and all(t.startswith(PROMPT) for t in out["texts"])
 
 
+def streamed(url, body):
+    """(text pieces, the done event's summary) of /api/generate's SSE answer to `body`."""
+    r = post(url, "/api/generate", dict(body, stream=True), stream=True)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), r.text
+    events = read_events(r)
+    (_, done), = [e for e in events if e[0] == "done"]
+    return [data["text"] for event, data in events if event == "message"], done
+
+
 def test_sse_stream_pieces_add_up_to_the_greedy_text(url):
     body = dict(prompt=PROMPT, max_new_tokens=20, min_new_tokens=20)
-    r = post(url, "/api/generate", dict(body, stream=True), stream=True)
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-    events = read_events(r)
-    pieces = [data["text"] for event, data in events if event == "message"]
-    (event, done), = [e for e in events if e[0] == "done"]
+    pieces, done = streamed(url, body)
     assert len(pieces) > 1, "text must arrive in pieces, not at once"
     assert "".join(pieces) == done["completions"][0]
     assert done["new_tokens"] == 20 and done["tokens_per_s"] > 0

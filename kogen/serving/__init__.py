@@ -6,6 +6,7 @@
     app.py     create_app: the page, /healthz, /api, /api/generate; openai.py: /v1/completions, /v1/models
     service.py the engine under the safety policy (what every route calls); http.py: error shape, SSE, handlers
     hf.py      the Hugging Face engine (model.generate behind one lock, streamed through a thread)
+    remote.py  the remote engine of `kogen serve --backend URL`: any OpenAI-compatible server (vLLM) makes the tokens
     server.py  load_for_serving, serve (waitress), start_server/stop_server for tests and benchmarks
     security.py keys, same-origin POSTs, the Host check, rate limits, headers, the access log (hooks on the app)
 

@@ -1,5 +1,6 @@
 """The Flask app: the page, ratsnlp's `POST /api` and kogen's JSON API with streaming (see kogen/web.py for the
 endpoint reference). Routes translate HTTP into Service calls and back; they hold no model logic."""
+import logging
 import os
 from pathlib import Path
 
@@ -39,9 +40,10 @@ def index():
 @bp.get("/healthz")
 def healthz():
     svc = service()
+    backend = getattr(svc.engine, "url", None)  # a remote engine names the server that makes the tokens
     return jsonify(status="ok", model=svc.name, device=svc.device, safety=svc.safety,
                    max_context=svc.engine.max_context if svc.engine else None,
-                   engine=getattr(svc.engine, "engine", None))
+                   engine=getattr(svc.engine, "engine", None), **({"backend": backend} if backend else {}))
 
 
 @bp.get("/api/params")
@@ -66,7 +68,7 @@ def ratsnlp_api():
     params = check_params(dict({f: body[f] for f in RATSNLP_FIELDS[3:]}, do_sample=True))
     if svc.engine is not None:  # with a model we know its context, for inference_fn too
         ids = svc.engine.encode(prompt, dict(params, max_new_tokens=1))
-        if max_len > svc.engine.max_context:
+        if svc.engine.max_context and max_len > svc.engine.max_context:  # a remote backend may not say
             raise ParamError("max_length", f"{max_len}은(는) 너무 큽니다. 프롬프트를 포함해 모델 최대 길이 "
                                            f"{svc.engine.max_context}토큰 이하여야 합니다.")
     if svc.inference_fn is not None:
@@ -108,15 +110,18 @@ def generate_api():
         except Blocked as b:
             yield sse(dict(error=dict(field=b.where, message=b.message, type="safety_block"), safety=b.verdict),
                       "blocked")
-        except Exception:
-            log_stream_failure()
-            yield sse({"error": {"field": None, "message": "생성 중 서버 오류가 났습니다. 서버 로그를 보세요."}}, "error")
+        except Exception as e:
+            yield sse({"error": {"field": None, "message": log_stream_failure(e)}}, "error")
     return event_stream(events())
 
 
-def log_stream_failure():
-    from flask import current_app
-    current_app.logger.exception("generation failed while streaming")
+def log_stream_failure(e, message="생성 중 서버 오류가 났습니다. 서버 로그를 보세요."):
+    """Log a failure after a stream began; returns its event's message (an HTTP error keeps its own: a remote
+    backend's 502/504)."""
+    from werkzeug.exceptions import HTTPException
+    # the stream runs after the request's app context is gone (current_app fails there): app.logger by its name
+    logging.getLogger(__name__).exception("generation failed while streaming")
+    return e.description if isinstance(e, HTTPException) else message
 
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,

@@ -170,13 +170,14 @@ def completions():
                     yield sse(choice("", reason))
         except Blocked as b:  # OpenAI's own name for a stop by a content filter
             yield sse(dict(choice("", "content_filter"), error=dict(message=b.message, type="safety_block")))
-        except Exception:
-            log_stream_failure()
-            yield sse({"error": {"message": "생성 중 서버 오류가 났습니다.", "type": "server_error"}})
+        except Exception as e:
+            yield sse({"error": {"message": log_stream_failure(e, "생성 중 서버 오류가 났습니다."), "type": "server_error"}})
         yield "data: [DONE]\n\n"
     return event_stream(events())
 
 
 @bp.get("/v1/models")
 def models():
-    return jsonify(object="list", data=[dict(id=service().name, object="model", created=0, owned_by="kogen")])
+    svc = service()  # max_model_len: the context length, named as vLLM names it (a kogen front reads it)
+    return jsonify(object="list", data=[dict(id=svc.name, object="model", created=0, owned_by="kogen",
+                                             max_model_len=svc.engine.max_context if svc.engine else None)])

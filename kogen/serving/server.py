@@ -18,8 +18,24 @@ def start_server(app, host="127.0.0.1", port=0, threads=8):
 
 
 def stop_server(server):
+    """Stop a start_server() server as if its process ended: workers, then every connection (kept-alive ones too, so
+    a client's next request is refused), the listening socket and the trigger."""
+    from waitress.channel import HTTPChannel
     server.task_dispatcher.shutdown()  # workers first: a finishing one wakes the loop through the trigger
-    server.close()  # then the listening socket and the trigger
+    closed = threading.Event()
+
+    def close():
+        for channel in list(server._map.values()):  # the listening socket and the trigger are in the map too
+            # a connection's handle_close also wakes a worker still writing to it
+            (channel.handle_close if isinstance(channel, HTTPChannel) else channel.close)()
+        closed.set()
+    try:  # in the loop's own thread: closed from here, its select() could meet a closed descriptor (EBADF)
+        server.trigger.pull_trigger(close)
+        done = closed.wait(5)
+    except OSError:  # the trigger is closed already
+        done = False
+    if not done:  # the loop has ended
+        close()
 
 
 def load_for_serving(model=None, checkpoint_dir=None, device=None):
@@ -36,12 +52,31 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
     return lm, tokenizer, name, lm.device
 
 
+def load_backend(backend, model=None, checkpoint_dir=None, arms=None):
+    """The remote engine of `kogen serve --backend` (serving/remote.py), checked before anything is served: the URL
+    is an OpenAI-compatible server, and every A/B arm's preset is one it can run (else each request would fail)."""
+    from ..generation import PRESETS, ParamError, check_params
+    from .remote import connect
+    if checkpoint_dir:
+        raise ValueError("--backend와 --checkpoint-dir은 함께 쓸 수 없습니다. 백엔드(vLLM 등)에 내보낸 hf_model 폴더를 "
+                         "띄우고 kogen에는 --backend만 주세요.")
+    engine = connect(tokenizer_model=model, **backend)  # not an OpenAI-compatible server: ValueError, exit 2
+    for arm, preset in (arms or {}).items():
+        try:
+            engine.refuse(check_params(PRESETS[preset]["params"]))
+        except ParamError as e:
+            raise ValueError(f"--ab {arm}={preset}: {e.message}") from None
+    return engine
+
+
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
           safety="flag", safety_threshold=None, api_keys=None, allowed_origins=(), allowed_hosts=(), rate_limit=0,
-          rate_burst=None, log_prompts=False):
+          rate_burst=None, log_prompts=False, backend=None):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
     (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test.
-    `api_keys` (plus KOGEN_API_KEY), origins, hosts, rate limit (per minute, burst), log_prompts: security.py."""
+    `api_keys` (plus KOGEN_API_KEY), origins, hosts, rate limit (per minute, burst), log_prompts: security.py.
+    `backend`: remote.connect's arguments (url, model, api_key, timeouts): no model is loaded, an OpenAI-compatible
+    server makes the tokens, and `model` names its tokenizer (optional, see serving/remote.py)."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
@@ -58,19 +93,24 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     if warning:
         print(warning, flush=True)  # before the slow model load, where the instructor is still looking
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
+    engine = load_backend(backend, model, checkpoint_dir, arms) if backend else None  # before anything is written
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
-    lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
+    if engine:
+        lm, tokenizer, name, device = None, None, engine.model, engine.url
+    else:
+        lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
     app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
-                     security=guard)
+                     security=guard, engine=engine)
     try:
         server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
     except OSError as e:
         raise ValueError(f"{host}:{port}에서 서버를 열 수 없습니다({e.strerror}). 이미 켜 둔 서버를 끄거나 "
                          f"--port {port + 1}처럼 다른 포트를 쓰세요.") from None
-    print(f"[kogen] 웹 서비스: http://{host}:{port} (모델 {name}, 장치 {device}) — 끝내려면 Ctrl+C", flush=True)
+    where = f"백엔드 {device}의 모델 {name}" if backend else f"모델 {name}, 장치 {device}"
+    print(f"[kogen] 웹 서비스: http://{host}:{port} ({where}) — 끝내려면 Ctrl+C", flush=True)
     print(f"[kogen] 사람 평가: http://{host}:{port}/eval" + (f" · A/B 시험 {arms}: http://{host}:{port}/ab/results"
           if arms else "") + f" (저장: {store.path})", flush=True)
     if keys:
