@@ -83,7 +83,7 @@ def cmd_train(a):
 def cmd_serve(a):
     from .web import serve
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
-          safety=a.safety, safety_threshold=a.safety_threshold)
+          safety=a.safety, safety_threshold=a.safety_threshold, max_in_flight=a.max_in_flight)
 
 
 def cmd_eval(a):
@@ -140,6 +140,8 @@ def build_parser():
     s.add_argument("--safety", default="flag", help="안전 정책: off, flag(점수만, 기본), block(거절), regenerate(다시 생성)")
     s.add_argument("--safety-threshold", type=float, default=None, help="이 유해 점수 이상이면 유해로 봅니다 (기본 0.5)")
     s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
+    s.add_argument("--max-in-flight", type=int, metavar="N", help="동시에 처리할 생성 요청 수 (기본 64); 넘으면 503과 "
+                                                                   "Retry-After로 잠시 뒤 다시 보내라고 답합니다")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")

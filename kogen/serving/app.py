@@ -7,7 +7,7 @@ from flask import Blueprint, Flask, jsonify, render_template
 
 from ..generation import PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, range_text
 from .http import MAX_BODY, event_stream, flag, json_body, register_errors, sse
-from .service import Service, service
+from .service import MAX_IN_FLIGHT, Service, limited, service
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MAX_TIME = float(os.environ.get("KOGEN_MAX_TIME", 30))
@@ -39,9 +39,11 @@ def index():
 @bp.get("/healthz")
 def healthz():
     svc = service()
+    # answered by a spare waitress thread without touching the engine's lock: never waits behind generation
     return jsonify(status="ok", model=svc.name, device=svc.device, safety=svc.safety,
                    max_context=svc.engine.max_context if svc.engine else None,
-                   engine=getattr(svc.engine, "engine", None))
+                   engine=getattr(svc.engine, "engine", None), queued=getattr(svc.engine, "queued", 0),
+                   in_flight=svc.in_flight, max_in_flight=svc.max_in_flight)
 
 
 @bp.get("/api/params")
@@ -50,6 +52,7 @@ def params_doc():
 
 
 @bp.post("/api")
+@limited
 def ratsnlp_api():
     svc, body = service(), json_body()
     for field in RATSNLP_FIELDS:
@@ -76,6 +79,7 @@ def ratsnlp_api():
 
 
 @bp.post("/api/generate")
+@limited
 def generate_api():
     from ..safety.filter import Blocked
     svc, body = service(), json_body()
@@ -109,10 +113,10 @@ def log_stream_failure():
 
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
-               db=None, ab=None, safety="off", safety_threshold=None, engine=None):
+               db=None, ab=None, safety="off", safety_threshold=None, engine=None, max_in_flight=MAX_IN_FLIGHT):
     """The Flask app; `model` + `tokenizer` serve every endpoint (or a ready `engine`), `inference_fn` (optional)
     answers /api. With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab`
-    ({arm: preset}) an A/B test."""
+    ({arm: preset}) an A/B test. Past `max_in_flight` generating requests at once the service answers 503."""
     from ..safety.filter import THRESHOLD, check_policy
     from . import openai
     from .hf import Generator
@@ -126,7 +130,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     name = model_name or getattr(model, "name_or_path", None) or "model"
     device = str(device or (model.device if model is not None else "cpu"))
     svc = Service(engine, name, device, safety, THRESHOLD if safety_threshold is None else safety_threshold,
-                  inference_fn)
+                  inference_fn, max_in_flight=max_in_flight)
     if engine is not None and hasattr(engine, "lock"):
         svc.lock = engine.lock  # inference_fn and the engine share one model
     app.extensions["kogen"] = dict(service=svc)

@@ -6,10 +6,16 @@ from pathlib import Path
 from .app import create_app
 
 
-def start_server(app, host="127.0.0.1", port=0, threads=8):
+def server_threads(app):
+    """One waitress thread per request in flight (a stream holds one) plus spares for /healthz and the 503s."""
+    from .service import SPARE_THREADS
+    return app.extensions["kogen"]["service"].max_in_flight + SPARE_THREADS
+
+
+def start_server(app, host="127.0.0.1", port=0, threads=None):
     """waitress in a daemon thread; port 0 picks a free one (see `.effective_port`)."""
     from waitress import create_server
-    server = create_server(app, host=host, port=port, threads=threads)
+    server = create_server(app, host=host, port=port, threads=threads or server_threads(app))
     threading.Thread(target=server.run, daemon=True).start()
     return server
 
@@ -34,13 +40,15 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
 
 
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
-          safety="flag", safety_threshold=None):
+          safety="flag", safety_threshold=None, max_in_flight=None):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
-    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test."""
+    (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test;
+    `max_in_flight`: generating requests at once, past it a 503 with Retry-After."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
     from .ab import parse_arms
+    from .service import MAX_IN_FLIGHT
     from .store import Store
     check_policy(safety)
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
@@ -49,9 +57,10 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
-    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold)
+    app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
+                     max_in_flight=max_in_flight or MAX_IN_FLIGHT)
     try:
-        server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
+        server = create_server(app, host=host, port=port, threads=server_threads(app))
     except OSError as e:
         raise ValueError(f"{host}:{port}에서 서버를 열 수 없습니다({e.strerror}). 이미 켜 둔 서버를 끄거나 "
                          f"--port {port + 1}처럼 다른 포트를 쓰세요.") from None
