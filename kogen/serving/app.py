@@ -114,19 +114,20 @@ def log_stream_failure():
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
                db=None, ab=None, safety="off", safety_threshold=None, engine=None, max_in_flight=MAX_IN_FLIGHT):
-    """The Flask app; `model` + `tokenizer` serve every endpoint (or a ready `engine`), `inference_fn` (optional)
+    """The Flask app; `model` + `tokenizer` serve every endpoint through a batcher.Batcher (or a ready `engine`,
+    e.g. hf.Generator for one request at a time), `inference_fn` (optional)
     answers /api. With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab`
     ({arm: preset}) an A/B test. Past `max_in_flight` generating requests at once the service answers 503."""
     from ..safety.filter import THRESHOLD, check_policy
     from . import openai
-    from .hf import Generator
+    from .batcher import Batcher
     if model is None and inference_fn is None and engine is None:
         raise ValueError("create_app에 model과 tokenizer(또는 /api용 inference_fn)를 넘기세요.")
     check_policy(safety)
     app = Flask(__name__, template_folder=str(REPO / "templates"), static_folder=str(REPO / "static"))
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.ensure_ascii = False  # Korean stays readable in responses
-    engine = engine or (Generator(model, tokenizer, max_time) if model is not None else None)
+    engine = engine or (Batcher(model, tokenizer, max_time) if model is not None else None)
     name = model_name or getattr(model, "name_or_path", None) or "model"
     device = str(device or (model.device if model is not None else "cpu"))
     svc = Service(engine, name, device, safety, THRESHOLD if safety_threshold is None else safety_threshold,
