@@ -168,3 +168,32 @@ def test_beam_contrastive_and_fudge_run_alone_beside_the_batch(model):
     jobs = [(engine.encode(PROMPT, check_params(c)), check_params(c)) for c in cases]
     for case, out in zip(cases, run_together(engine, jobs)):
         assert out["texts"] == generate(*model, PROMPT, **case), case
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+def metric(text, name):
+    """The value of one sample line `name` (with its labels) in Prometheus' text format."""
+    line = next((line for line in text.splitlines() if line.startswith(name + " ")), None)
+    assert line is not None, f"{name} missing from /metrics"
+    return float(line.split()[-1])
+
+
+def test_metrics_count_requests_tokens_and_time_to_first_token(serve):
+    url = serve()
+    assert requests.post(url + "/api/generate", json=dict(prompt=PROMPT, max_new_tokens=5, min_new_tokens=5),
+                         timeout=30).ok
+    r = requests.post(url + "/api/generate", json=dict(prompt=PROMPT, max_new_tokens=4, min_new_tokens=4, stream=True),
+                      timeout=30)
+    assert "event: done" in r.text
+    assert requests.post(url + "/api/generate", json=dict(prompt=PROMPT, top_k=-1), timeout=30).status_code == 400
+    r = requests.get(url + "/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain"), r.headers
+    text = r.text
+    assert metric(text, 'kogen_requests_total{endpoint="/api/generate",status="200"}') == 2
+    assert metric(text, 'kogen_requests_total{endpoint="/api/generate",status="400"}') == 1
+    assert metric(text, "kogen_generated_tokens_total") == 9
+    assert metric(text, "kogen_time_to_first_token_seconds_count") == 1
+    latency = 'kogen_request_seconds_count{endpoint="/api/generate"}'  # observed when waitress closes the response
+    wait_for(lambda: metric(requests.get(url + "/metrics", timeout=10).text, latency) == 3)
+    assert metric(text, "kogen_requests_in_flight") == 0 and metric(text, "kogen_requests_queued") == 0

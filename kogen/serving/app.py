@@ -121,6 +121,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     from ..safety.filter import THRESHOLD, check_policy
     from . import openai
     from .batcher import Batcher
+    from .metrics import register_metrics
     if model is None and inference_fn is None and engine is None:
         raise ValueError("create_app에 model과 tokenizer(또는 /api용 inference_fn)를 넘기세요.")
     check_policy(safety)
@@ -135,6 +136,7 @@ def create_app(model=None, tokenizer=None, model_name=None, device=None, inferen
     if engine is not None and hasattr(engine, "lock"):
         svc.lock = engine.lock  # inference_fn and the engine share one model
     app.extensions["kogen"] = dict(service=svc)
+    register_metrics(app, svc)
     app.register_blueprint(bp)
     app.register_blueprint(openai.bp)
     register_errors(app)

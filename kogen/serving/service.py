@@ -26,6 +26,7 @@ class Service:
     max_in_flight: int = MAX_IN_FLIGHT
     in_flight: int = 0
     counter: threading.Lock = field(default_factory=threading.Lock)
+    metrics: object = None  # metrics.Metrics (create_app sets it): generated tokens, time to first token
 
     def need_model(self):
         if self.engine is None:
@@ -49,6 +50,12 @@ class Service:
 
     def generate(self, prompt, ids, params):
         """The engine's summary dict, with "safety" added under a policy; raises Blocked when refused."""
+        out = self.checked(prompt, ids, params)
+        if self.metrics:
+            self.metrics.generated(out)
+        return out
+
+    def checked(self, prompt, ids, params):
         from ..safety.filter import guarded, retry_params
         if self.safety == "off":
             return self.engine(ids, params)
@@ -63,10 +70,10 @@ class Service:
     def stream(self, prompt, ids, params):
         """Text pieces then the summary; a toxic prompt is refused before anything streams (raises Blocked)."""
         from ..safety.filter import check_prompt_safety, guard_stream
-        if self.safety == "off":
-            return self.engine.stream(ids, params)
-        check_prompt_safety(prompt, self.safety, self.threshold)
-        return guard_stream(self.engine.stream(ids, params), self.safety, self.threshold)
+        if self.safety != "off":
+            check_prompt_safety(prompt, self.safety, self.threshold)
+        items = self.metrics.watch(self.engine.stream(ids, params)) if self.metrics else self.engine.stream(ids, params)
+        return items if self.safety == "off" else guard_stream(items, self.safety, self.threshold)
 
 
 def service():
