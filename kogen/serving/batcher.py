@@ -107,26 +107,20 @@ class Row:
                 or (max_time and time.perf_counter() - self.start > max_time))
 
 
-class Batcher:
-    """The Hugging Face model behind a queue and one model thread that batches what it finds there."""
-    engine = "hf"
+class QueuedEngine:
+    """What every in-process engine shares: a queue of Jobs that one model thread (`run`) serves."""
+    engine = "?"
 
-    def __init__(self, model, tokenizer, max_time=30.0, max_batch=MAX_BATCH):
-        self.model, self.tokenizer, self.max_time, self.max_batch = model, tokenizer, max_time, max_batch
+    def __init__(self, model, tokenizer, max_time):
+        self.model, self.tokenizer, self.max_time = model, tokenizer, max_time
         self.max_context = max_context(model)
         self.jobs = queue.Queue()
         self.lock = threading.Lock()  # held while the model thread works; the step-5 inference_fn takes it too
-        self.rows, self.cache, self.mask = [], None, None
-        self.batch_sizes = []  # rows per step, for tests and the benchmark (last 1000)
-        threading.Thread(target=self.run, daemon=True, name="kogen-batcher").start()
+        threading.Thread(target=self.run, daemon=True, name=f"kogen-{self.engine}").start()
 
     @property
     def queued(self):
         return self.jobs.qsize()
-
-    @property
-    def running(self):
-        return len(self.rows)
 
     def encode(self, prompt, params, field="max_new_tokens"):
         """Prompt ids after checking what depends on the model: context length, FUDGE's tokenizer."""
@@ -145,6 +139,24 @@ class Batcher:
     def stream(self, ids, params):
         """Yield text pieces while generating, then the summary dict."""
         return stream_from(self, self.tokenizer, ids, params)
+
+    def run(self):
+        raise NotImplementedError
+
+
+class Batcher(QueuedEngine):
+    """The Hugging Face model behind a queue and one model thread that batches what it finds there."""
+    engine = "hf"
+
+    def __init__(self, model, tokenizer, max_time=30.0, max_batch=MAX_BATCH):
+        self.max_batch = max_batch
+        self.rows, self.cache, self.mask = [], None, None
+        self.batch_sizes = []  # rows per step, for tests and the benchmark (last 1000)
+        super().__init__(model, tokenizer, max_time)
+
+    @property
+    def running(self):
+        return len(self.rows)
 
     # --- the model thread -------------------------------------------------------------------------
 
