@@ -83,7 +83,8 @@ def cmd_train(a):
 def cmd_serve(a):
     from .web import serve
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
-          safety=a.safety, safety_threshold=a.safety_threshold, max_in_flight=a.max_in_flight)
+          safety=a.safety, safety_threshold=a.safety_threshold, max_in_flight=a.max_in_flight,
+          engine=a.engine, compute_type=a.compute_type)
 
 
 def cmd_eval(a):
@@ -142,6 +143,10 @@ def build_parser():
     s.add_argument("--ab", action="append", metavar="팔=프리셋", help="A/B 시험: --ab A=recommended --ab B=contrastive")
     s.add_argument("--max-in-flight", type=int, metavar="N", help="동시에 처리할 생성 요청 수 (기본 64); 넘으면 503과 "
                                                                    "Retry-After로 잠시 뒤 다시 보내라고 답합니다")
+    s.add_argument("--engine", choices=["hf", "ct2"], default="hf",
+                   help="hf: Hugging Face + 동적 배칭(기본, 모든 기능); ct2: CTranslate2(더 빠름, 대조 탐색·FUDGE·시드 없음)")
+    s.add_argument("--compute-type", default="int8", help="ct2 엔진의 정밀도: int8(CPU 기본), float32, int16, float16, "
+                                                          "int8_float16 ...")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")

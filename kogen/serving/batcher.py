@@ -52,7 +52,7 @@ from .hf import Cancelled, stream_from, summarize
 MAX_BATCH = 32  # rows in one forward pass
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself, not its fields (tensors do not compare to one bool)
 class Job:
     ids: torch.Tensor  # (1, P) prompt ids
     params: dict

@@ -39,11 +39,28 @@ def load_for_serving(model=None, checkpoint_dir=None, device=None):
     return lm, tokenizer, name, lm.device
 
 
+def make_engine(kind, model, tokenizer, compute_type="int8"):
+    """None for "hf" (create_app makes its batcher), a ct2.Ct2Engine for "ct2"."""
+    if kind == "hf":
+        return None
+    from . import ct2
+    if kind != "ct2":
+        raise ValueError(f"알 수 없는 엔진입니다: {kind}. hf 또는 ct2 중 하나를 쓰세요.")
+    if not ct2.available():
+        raise ValueError("ct2 엔진에는 CTranslate2가 필요합니다. pip install ctranslate2 후 다시 켜거나 --engine hf를 쓰세요.")
+    print(f"[kogen] CTranslate2로 변환된 모델을 준비합니다(처음 한 번만 변환, {ct2.cache_root()}) ...", flush=True)
+    try:
+        return ct2.Ct2Engine(model, tokenizer, compute_type)
+    except ValueError as e:  # e.g. a compute type this CPU cannot run
+        raise ValueError(f"ct2 엔진을 켤 수 없습니다({e}). --compute-type float32 또는 --engine hf를 쓰세요.") from None
+
+
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
-          safety="flag", safety_threshold=None, max_in_flight=None):
+          safety="flag", safety_threshold=None, max_in_flight=None, engine="hf", compute_type="int8"):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
     (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test;
-    `max_in_flight`: generating requests at once, past it a 503 with Retry-After."""
+    `max_in_flight`: generating requests at once, past it a 503 with Retry-After; `engine`: "hf" (the batcher) or
+    "ct2" (CTranslate2 at `compute_type`, the model converted once into the user cache)."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
@@ -58,7 +75,7 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
     app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
-                     max_in_flight=max_in_flight or MAX_IN_FLIGHT)
+                     max_in_flight=max_in_flight or MAX_IN_FLIGHT, engine=make_engine(engine, lm, tokenizer, compute_type))
     try:
         server = create_server(app, host=host, port=port, threads=server_threads(app))
     except OSError as e:
