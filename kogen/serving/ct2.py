@@ -35,11 +35,8 @@ UNSUPPORTED = {"penalty_alpha": "contrastive search(penalty_alpha>0)", "control"
 
 
 def available():
-    try:
-        import ctranslate2  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+    return importlib.util.find_spec("ctranslate2") is not None
 
 
 def cache_root():
