@@ -68,6 +68,8 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     from .service import MAX_IN_FLIGHT
     from .store import Store
     check_policy(safety)
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"--max-in-flight {max_in_flight}은(는) 1 이상이어야 합니다(기본 {MAX_IN_FLIGHT}).")
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
