@@ -1,15 +1,20 @@
-"""Load numbers for the web service: the real waitress server on a free loopback port, the bundled model,
-1, 4 and 16 concurrent clients. Not a test; run it and read the table.
+"""Load numbers for `kogen serve`: the real waitress server on a free loopback port, 1 / 4 / 16 / 30 concurrent
+clients, JSON and SSE, three engines side by side in one run: serialized HF (hf.Generator, one request at a
+time, the service before issue 10), batched HF (batcher.Batcher, the default) and CTranslate2 int8.
+Not a test; run it and read the table (also written to benchmarks/results/bench_server.{json,md}).
 
-    python benchmarks/bench_server.py                 # 48 requests per level, 32 new tokens each
-    python benchmarks/bench_server.py --requests 96 --new-tokens 64 --torch-threads 2
+    python benchmarks/bench_server.py                          # bundled model + KoGPT2-shaped random model
+    python benchmarks/bench_server.py --models bundled --levels 1,4,16,30 --new-tokens 32
 
-Every request does the same work (greedy, min_new_tokens = max_new_tokens), so requests/s compares
-across levels. Model calls are serialized by the server's lock, so more clients raise latency, not
-throughput; "first piece" is the streamed endpoint's time to the first text piece.
+Every request does the same work (greedy, min_new_tokens = max_new_tokens), so tok/s compares across rows.
+"first" is the streamed endpoint's median time to the first text piece. The KoGPT2-shaped model has random
+weights (12 layers × 768, vocabulary 51,200): its speed is KoGPT2's, its text is noise (ids past the bundled
+tokenizer's 8,000 are placeholder tokens).
 """
 import argparse
+import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -21,20 +26,45 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kogen.models import load_model  # noqa: E402
-from kogen.web import create_app, start_server, stop_server  # noqa: E402
+from kogen.web import Generator, create_app, start_server, stop_server  # noqa: E402
 
 PROMPT = "오늘 본 영화는 정말"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def kogpt2_shaped(tokenizer):
+    """A random GPT-2 with KoGPT2's shape (skt/kogpt2-base-v2: 12 layers, 12 heads, 768 wide, 51,200 tokens) and the
+    bundled tokenizer padded with placeholder tokens to 51,200 (CTranslate2's converter wants one per row)."""
+    import copy
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_tokens([f"<extra_{i}>" for i in range(len(tokenizer), 51200)])
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=51200, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id)
+    return GPT2LMHeadModel(cfg).eval(), tokenizer
+
+
+def make_engine(kind, model, tokenizer):
+    if kind == "serialized":
+        return Generator(model, tokenizer)
+    if kind == "batched":
+        return None  # create_app's default
+    from kogen.serving.ct2 import Ct2Engine
+    return Ct2Engine(model, tokenizer, compute_type="int8")
 
 
 def one_request(url, body, stream):
     """(seconds to the full answer, seconds to the first streamed piece or None)."""
     start = time.perf_counter()
     if not stream:
-        r = requests.post(url, json=body, timeout=120)
+        r = requests.post(url, json=body, timeout=600)
         r.raise_for_status()
         return time.perf_counter() - start, None
     first = None
-    with requests.post(url, json=dict(body, stream=True), timeout=120, stream=True) as r:
+    with requests.post(url, json=dict(body, stream=True), timeout=600, stream=True) as r:
         r.raise_for_status()
         for line in r.iter_lines():
             if first is None and line.startswith(b"data: "):
@@ -47,45 +77,93 @@ def percentile(xs, q):
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
-def run_level(url, body, clients, n_requests, stream):
+def run_level(url, body, clients, rounds, stream):
+    n = clients * rounds
     with ThreadPoolExecutor(clients) as pool:
         start = time.perf_counter()
-        results = list(pool.map(lambda _: one_request(url, body, stream), range(n_requests)))
+        results = list(pool.map(lambda _: one_request(url, body, stream), range(n)))
         wall = time.perf_counter() - start
-    latency = [r[0] for r in results]
-    firsts = [r[1] for r in results if r[1] is not None]
-    return dict(rps=n_requests / wall, p50=percentile(latency, 0.5), p95=percentile(latency, 0.95),
-                first=statistics.median(firsts) if firsts else None)
+    latency, firsts = [r[0] for r in results], [r[1] for r in results if r[1] is not None]
+    return dict(requests=n, tok_s=round(n * body["max_new_tokens"] / wall, 1), p50_ms=round(percentile(latency, .5) * 1000),
+                p95_ms=round(percentile(latency, .95) * 1000),
+                first_ms=round(statistics.median(firsts) * 1000) if firsts else None)
+
+
+def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens):
+    rows = []
+    body = dict(prompt=PROMPT, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    for kind in engines:
+        app = create_app(model, tokenizer, model_name, "cpu", engine=make_engine(kind, model, tokenizer))
+        server = start_server(app)
+        url = f"http://127.0.0.1:{server.effective_port}/api/generate"
+        try:
+            for _ in range(2):  # warm-up: first calls allocate caches
+                one_request(url, body, False)
+            for clients in levels:
+                for stream in (False, True):
+                    r = dict(model=model_name, engine=kind, clients=clients, mode="sse" if stream else "json",
+                             **run_level(url, body, clients, rounds, stream))
+                    rows.append(r)
+                    print(json.dumps(r, ensure_ascii=False), flush=True)
+        finally:
+            stop_server(server)
+    return rows
+
+
+def table(rows):
+    """Markdown: tok/s and its ratio to the same model's serialized single client, latency, first piece."""
+    base = {r["model"]: r["tok_s"] for r in rows if r["engine"] == "serialized" and r["clients"] == 1
+            and r["mode"] == "json"}
+    lines = ["| model | engine | clients | mode | tok/s | × serialized 1 client | p50 ms | p95 ms | first piece ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['tok_s'] / base[r['model']]:.1f}×" if r["model"] in base else "-"
+        lines.append(f"| {r['model']} | {r['engine']} | {r['clients']} | {r['mode']} | {r['tok_s']:,.0f} | {ratio} | "
+                     f"{r['p50_ms']:,} | {r['p95_ms']:,} | {r['first_ms'] if r['first_ms'] is not None else '-'} |")
+    return "\n".join(lines)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    ap.add_argument("--models", default="bundled,kogpt2-shape")
+    ap.add_argument("--engines", default="serialized,batched,ct2")
+    ap.add_argument("--levels", default="1,4,16,30")
+    ap.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--levels", default="1,4,16")
+    ap.add_argument("--kogpt2-new-tokens", type=int, default=16, help="fewer for the big model: CPU time")
+    ap.add_argument("--kogpt2-levels", default="1,16", help="fewer levels and one round for the big model")
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="1 by default: on a small shared CPU more threads only spin against each other")
     a = ap.parse_args()
     torch.set_num_threads(a.torch_threads)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queued requests are the point here
+    engines = [e for e in a.engines.split(",") if e != "ct2" or _has_ct2()]
+    levels = [int(x) for x in a.levels.split(",")]
     model, tokenizer, _ = load_model("bundled", "cpu")
-    server = start_server(create_app(model, tokenizer, "bundled", "cpu"), threads=16)
-    url = f"http://127.0.0.1:{server.effective_port}/api/generate"
-    body = dict(prompt=PROMPT, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens)
-    for _ in range(3):  # warm-up: first calls allocate caches
-        one_request(url, body, False)
-    print(f"bundled model, CPU, torch threads {a.torch_threads}, waitress threads 16, {a.requests} requests "
-          f"per level, {a.new_tokens} new tokens each (greedy)")
-    print(f"{'clients':>7} {'mode':>6} {'req/s':>7} {'tok/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'first piece ms':>14}")
-    try:
-        for clients in map(int, a.levels.split(",")):
-            for stream in (False, True):
-                r = run_level(url, body, clients, a.requests, stream)
-                first = f"{r['first'] * 1000:14.0f}" if r["first"] is not None else f"{'-':>14}"
-                print(f"{clients:>7} {'sse' if stream else 'json':>6} {r['rps']:7.1f} {r['rps'] * a.new_tokens:7.0f} "
-                      f"{r['p50'] * 1000:7.0f} {r['p95'] * 1000:7.0f} {first}", flush=True)
-    finally:
-        stop_server(server)
+    rows, started = [], time.time()
+    for name in a.models.split(","):
+        lm, tok = (model, tokenizer) if name == "bundled" else kogpt2_shaped(tokenizer)
+        big = name != "bundled"
+        rows += bench(name, lm, tok, engines, [int(x) for x in a.kogpt2_levels.split(",")] if big else levels,
+                      1 if big else a.rounds,
+                      a.new_tokens if name == "bundled" else a.kogpt2_new_tokens)
+    load = os.getloadavg()
+    meta = dict(command="python benchmarks/bench_server.py " + " ".join(sys.argv[1:]), seconds=round(time.time() - started),
+                load_average=[round(x, 2) for x in load], cpus=os.cpu_count(), torch_threads=a.torch_threads,
+                new_tokens=dict(bundled=a.new_tokens, kogpt2_shape=a.kogpt2_new_tokens), rounds=a.rounds)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_server.json").write_text(json.dumps(dict(meta=meta, rows=rows), ensure_ascii=False, indent=1))
+    md = (f"# bench_server\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
+          f"after the run {meta['load_average']} (other jobs may share the machine), greedy, forced new tokens "
+          f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), {a.rounds} requests per client (KoGPT2 shape: 1).\n\n"
+          + table(rows) + "\n")
+    (RESULTS / "bench_server.md").write_text(md)
+    print(md)
+
+
+def _has_ct2():
+    from kogen.serving.ct2 import available
+    return available()
 
 
 if __name__ == "__main__":

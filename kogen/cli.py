@@ -108,7 +108,7 @@ def cmd_serve(a):
     serve(model=a.model, checkpoint_dir=a.checkpoint_dir, host=a.host, port=a.port, device=a.device, db=a.db, ab=a.ab,
           safety=a.safety, safety_threshold=a.safety_threshold, api_keys=a.api_key, allowed_origins=a.allow_origin,
           allowed_hosts=a.allow_host, rate_limit=a.rate_limit, rate_burst=a.rate_burst, log_prompts=a.log_prompts,
-          backend=backend)
+          backend=backend, max_in_flight=a.max_in_flight, engine=a.engine, compute_type=a.compute_type)
 
 
 def cmd_eval(a):
@@ -178,6 +178,12 @@ def build_parser():
     s.add_argument("--backend-api-key", help="백엔드의 API 키 (기본: KOGEN_BACKEND_API_KEY)")
     s.add_argument("--backend-timeout", type=float, default=60.0, help="백엔드의 답을 기다릴 초, 넘으면 504 (기본 60)")
     s.add_argument("--backend-connect-timeout", type=float, default=5.0, help="백엔드에 연결할 때 기다릴 초 (기본 5)")
+    s.add_argument("--max-in-flight", type=int, metavar="N", help="동시에 처리할 생성 요청 수 (기본 64); 넘으면 503과 "
+                                                                   "Retry-After로 잠시 뒤 다시 보내라고 답합니다")
+    s.add_argument("--engine", choices=["hf", "ct2"], default="hf",
+                   help="hf: Hugging Face + 동적 배칭(기본, 모든 기능); ct2: CTranslate2(더 빠름, 대조 탐색·FUDGE·시드 없음)")
+    s.add_argument("--compute-type", default="int8", help="ct2 엔진의 정밀도: int8(CPU 기본), float32, int16, float16, "
+                                                          "int8_float16 ...")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="모델 × 디코딩 설정을 같은 프롬프트로 비교해 보고서(report.md, results.json, PNG) 쓰기")

@@ -8,7 +8,8 @@ Step 5 of the course, the way ratsnlp's book does it (Flask's own server, fine f
     app.run(host="127.0.0.1", port=9001)
 
 Public functions
-    create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME) -> Flask
+    create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME, ...,
+               engine=None, max_in_flight=64) -> Flask
     get_web_service_app(inference_fn=None, *, model=None, tokenizer=None, model_name=None, device=None) -> Flask
         /api calls inference_fn(prompt, min_length, max_length, top_p, top_k, repetition_penalty,
         no_repeat_ngram_size, temperature) -- positionally, as ratsnlp did, with validated, converted
@@ -19,13 +20,16 @@ Public functions
         an OpenAI-compatible server (kogen serve --backend URL; see kogen/serving/remote.py).
     load_for_serving(model=None, checkpoint_dir=None, device=None) -> (model, tokenizer, name, device)
         what serve loads; name says which checkpoint or model it is.
-    start_server(app, host="127.0.0.1", port=0, threads=8) -> waitress server running in a daemon thread
-        (tests, benchmarks); `.effective_port` is its port. stop_server(server) stops it.
+    start_server(app, host="127.0.0.1", port=0, threads=None) -> waitress server running in a daemon thread
+        (tests, benchmarks; threads: max_in_flight + 8 spares by default); `.effective_port` is its port. stop_server(server) stops it.
 
 Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param", "type"}}, never a 500)
     GET  /                the page: templates/index.html + static/
-    GET  /healthz         {"status": "ok", "model", "device", "max_context", "safety", "engine"} (+ "backend": its URL,
-                          with `kogen serve --backend`)
+    GET  /healthz         {"status": "ok", "model", "device", "max_context", "safety", "engine", "queued", "in_flight",
+                          "max_in_flight"} (+ "backend": its URL, with `kogen serve --backend`); answered at once,
+                          never behind generation
+    GET  /metrics         Prometheus text: requests by endpoint and status, in flight, queued, time to first token,
+                          end-to-end latency, generated tokens
     GET  /api/params      the parameter table (ranges, Korean labels and help) and the presets
     POST /api             ratsnlp's API. All eight fields are required: prompt, min_length, max_length, top_p,
                           top_k, repetition_penalty, no_repeat_ngram_size, temperature (numbers or numeric
@@ -65,8 +69,9 @@ Endpoints (bad input is always a 4xx JSON {"error": {"field", "message", "param"
                           endpoint but the pages, /healthz and the results views needs `Authorization: Bearer KEY`
                           (401, OpenAI's shape); generation over the per-client rate limit is 429 + Retry-After.
 
-Model calls are serialized by one lock (requests are not); each generation stops after KOGEN_MAX_TIME
-seconds (default 30) through generate's `max_time`.
+Concurrent requests are batched by one model thread (serving/batcher.py; serving/ct2.py for --engine ct2);
+each generation stops after KOGEN_MAX_TIME seconds (default 30). Past `max_in_flight` generating requests
+(create_app/serve argument, `kogen serve --max-in-flight`, default 64) the answer is a 503 with Retry-After.
 
 This module is the public door (step 5 imports it); the code lives in kogen/serving/ (app.py, openai.py,
 service.py, hf.py, remote.py, http.py, server.py). `kogen serve --backend URL` puts all of the above in front of an

@@ -52,7 +52,8 @@ def read_events(resp):
 def test_healthz_names_model_and_device(url):
     r = requests.get(url + "/healthz", timeout=10)
     assert r.status_code == 200
-    assert r.json() == dict(status="ok", model="bundled", device="cpu", max_context=CONTEXT, safety="off", engine="hf")
+    assert r.json() == dict(status="ok", model="bundled", device="cpu", max_context=CONTEXT, safety="off", engine="hf",
+                            queued=0, in_flight=0, max_in_flight=64)
 
 
 def test_page_renders_every_param_label_and_help_offline(url):

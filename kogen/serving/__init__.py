@@ -5,7 +5,10 @@
     ab.py      `kogen serve --ab A=PRESET --ab B=PRESET`: sticky arms, impressions, outcomes, /ab/results
     app.py     create_app: the page, /healthz, /api, /api/generate; openai.py: /v1/completions, /v1/models
     service.py the engine under the safety policy (what every route calls); http.py: error shape, SSE, handlers
-    hf.py      the Hugging Face engine (model.generate behind one lock, streamed through a thread)
+    batcher.py the default engine: one model thread batching concurrent requests (where a request waits);
+               the engine interface every engine offers is documented there
+    hf.py      the serialized Hugging Face engine (model.generate behind one lock), streaming helpers
+    ct2.py     the CTranslate2 engine (kogen serve --engine ct2); metrics.py: GET /metrics
     remote.py  the remote engine of `kogen serve --backend URL`: any OpenAI-compatible server (vLLM) makes the tokens
     server.py  load_for_serving, serve (waitress), start_server/stop_server for tests and benchmarks
     security.py keys, same-origin POSTs, the Host check, rate limits, headers, the access log (hooks on the app)

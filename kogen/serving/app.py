@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, jsonify, render_template
 
 from ..generation import PARAMS, PRESETS, Param, ParamError, check_params, check_prompt, coerce, range_text
 from .http import MAX_BODY, event_stream, flag, json_body, register_errors, sse
-from .service import Service, service
+from .service import MAX_IN_FLIGHT, Service, limited, service
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MAX_TIME = float(os.environ.get("KOGEN_MAX_TIME", 30))
@@ -41,9 +41,12 @@ def index():
 def healthz():
     svc = service()
     backend = getattr(svc.engine, "url", None)  # a remote engine names the server that makes the tokens
+    # answered by a spare waitress thread without touching the engine's lock: never waits behind generation
     return jsonify(status="ok", model=svc.name, device=svc.device, safety=svc.safety,
                    max_context=svc.engine.max_context if svc.engine else None,
-                   engine=getattr(svc.engine, "engine", None), **({"backend": backend} if backend else {}))
+                   engine=getattr(svc.engine, "engine", None), queued=getattr(svc.engine, "queued", 0),
+                   in_flight=svc.in_flight, max_in_flight=svc.max_in_flight,
+                   **({"backend": backend} if backend else {}))
 
 
 @bp.get("/api/params")
@@ -52,6 +55,7 @@ def params_doc():
 
 
 @bp.post("/api")
+@limited
 def ratsnlp_api():
     svc, body = service(), json_body()
     unknown = sorted(set(body) - set(RATSNLP_FIELDS))
@@ -82,6 +86,7 @@ def ratsnlp_api():
 
 
 @bp.post("/api/generate")
+@limited
 def generate_api():
     from ..safety.filter import Blocked
     from ..decoding.trace import check_top_tokens
@@ -125,28 +130,33 @@ def log_stream_failure(e, message="생성 중 서버 오류가 났습니다. 서
 
 
 def create_app(model=None, tokenizer=None, model_name=None, device=None, inference_fn=None, max_time=MAX_TIME,
-               db=None, ab=None, safety="off", safety_threshold=None, engine=None, security=None):
-    """The Flask app; `model` + `tokenizer` serve every endpoint (or a ready `engine`), `inference_fn` (optional)
+               db=None, ab=None, safety="off", safety_threshold=None, engine=None, security=None,
+               max_in_flight=MAX_IN_FLIGHT):
+    """The Flask app; `model` + `tokenizer` serve every endpoint through a batcher.Batcher (or a ready `engine`,
+    e.g. hf.Generator for one request at a time, a remote.Remote, a ct2.Ct2Engine), `inference_fn` (optional)
     answers /api. With `db` (a SQLite path or serving.Store) it also serves /eval studies, and with `ab`
-    ({arm: preset}) an A/B test. `security`: a security.Config or a dict of its fields (api_keys, allowed_origins,
-    allowed_hosts, rate_limit, rate_burst, log_prompts, bind_host); the default asks nothing of a local student."""
+    ({arm: preset}) an A/B test. Past `max_in_flight` generating requests at once the service answers 503.
+    `security`: a security.Config or a dict of its fields (api_keys, allowed_origins, allowed_hosts, rate_limit,
+    rate_burst, log_prompts, bind_host); the default asks nothing of a local student."""
     from ..safety.filter import THRESHOLD, check_policy
     from . import openai, security as sec
-    from .hf import Generator
+    from .batcher import Batcher
+    from .metrics import register_metrics
     if model is None and inference_fn is None and engine is None:
         raise ValueError("create_app에 model과 tokenizer(또는 /api용 inference_fn)를 넘기세요.")
     check_policy(safety)
     app = Flask(__name__, template_folder=str(REPO / "templates"), static_folder=str(REPO / "static"))
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.ensure_ascii = False  # Korean stays readable in responses
-    engine = engine or (Generator(model, tokenizer, max_time) if model is not None else None)
+    engine = engine or (Batcher(model, tokenizer, max_time) if model is not None else None)
     name = model_name or getattr(model, "name_or_path", None) or "model"
     device = str(device or (model.device if model is not None else "cpu"))
     svc = Service(engine, name, device, safety, THRESHOLD if safety_threshold is None else safety_threshold,
-                  inference_fn)
+                  inference_fn, max_in_flight=max_in_flight)
     if engine is not None and hasattr(engine, "lock"):
         svc.lock = engine.lock  # inference_fn and the engine share one model
     app.extensions["kogen"] = dict(service=svc)
+    register_metrics(app, svc)
     app.register_blueprint(bp)
     app.register_blueprint(openai.bp)
     register_errors(app)

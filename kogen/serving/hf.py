@@ -91,6 +91,32 @@ def stream_from(call, tokenizer, ids, params, trace=None):
     yield result
 
 
+def new_trace(tokenizer, ids, params, top_tokens):
+    """A Trace of the coming generation when top_tokens > 0 (see decoding/trace.py), else None."""
+    from ..decoding.trace import Trace
+    return Trace(tokenizer, params, ids, top_tokens) if top_tokens else None
+
+
+@torch.inference_mode()
+def run_traced(model, tokenizer, ids, params, streamer=None, cancel=None, max_time=None, top_tokens=0):
+    """run_model on one request, timed, as summarize()'s dict; with a trace (the streamer's, or a new one for
+    top_tokens > 0) the dict also gets "tokens". The caller holds the model (a lock or the model thread)."""
+    trace = getattr(streamer, "trace", None) or new_trace(tokenizer, ids, params, top_tokens)
+    start = time.perf_counter()
+    if trace is not None:
+        trace.attach(model)
+    try:
+        out = run_model(model, tokenizer, ids, params, streamer, [Cancelled(cancel)] if cancel else None, max_time,
+                        trace=trace).cpu()
+    finally:
+        if trace is not None:
+            trace.close()
+    summary = summarize(tokenizer, ids.shape[1], out, time.perf_counter() - start, params["max_new_tokens"])
+    if trace is not None:
+        summary["tokens"] = trace.finish(out, ids.shape[1], tokenizer.eos_token_id)
+    return summary
+
+
 class Generator:
     """The one model and its tokenizer behind a lock: model calls run one at a time."""
     engine = "hf"
@@ -105,33 +131,12 @@ class Generator:
         control_processor(params, self.tokenizer)
         return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
 
-    def trace(self, ids, params, top_tokens):
-        """A Trace of this model's steps when top_tokens > 0 (see decoding/trace.py), else None."""
-        from ..decoding.trace import Trace
-        return Trace(self.tokenizer, params, ids, top_tokens) if top_tokens else None
-
-    @torch.inference_mode()
     def __call__(self, ids, params, streamer=None, cancel=None, top_tokens=0):
         """model.generate on checked params, one call at a time; returns summarize()'s dict, plus "tokens"
         (per sequence, each token's probabilities and `top_tokens` alternatives) when top_tokens > 0."""
         with self.lock:
-            trace = getattr(streamer, "trace", None) or self.trace(ids, params, top_tokens)
-            start = time.perf_counter()
-            if trace is not None:
-                trace.attach(self.model)
-            try:
-                out = run_model(self.model, self.tokenizer, ids, params, streamer,
-                                [Cancelled(cancel)] if cancel else None, self.max_time, trace=trace)
-            finally:
-                if trace is not None:
-                    trace.close()
-            seconds = time.perf_counter() - start
-        summary = summarize(self.tokenizer, ids.shape[1], out.cpu(), seconds, params["max_new_tokens"])
-        if trace is not None:
-            summary["tokens"] = trace.finish(out.cpu(), ids.shape[1], self.tokenizer.eos_token_id)
-        return summary
+            return run_traced(self.model, self.tokenizer, ids, params, streamer, cancel, self.max_time, top_tokens)
 
     def stream(self, ids, params, top_tokens=0):
         """Yield text pieces while generating, then the summary dict."""
-        trace = self.trace(ids, params, top_tokens)
-        return stream_from(self, self.tokenizer, ids, params, trace)
+        return stream_from(self, self.tokenizer, ids, params, new_trace(self.tokenizer, ids, params, top_tokens))

@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 from ..generation import Param, ParamError, coerce
 
 MAX_BODY = 64 * 1024  # a 1000-character prompt plus parameters is a few KB
-ENDPOINTS = "/, /api, /api/generate, /api/params, /v1/completions, /v1/models, /healthz"
+ENDPOINTS = "/, /api, /api/generate, /api/params, /v1/completions, /v1/models, /healthz, /metrics"
 
 
 def error_response(status, field, message):

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify
 
 from ..generation import PARAM_BY_NAME, Param, ParamError, check_params, coerce
 from .http import event_stream, flag, json_body, sse
-from .service import service
+from .service import limited, service
 
 # OpenAI's names for PARAMS, then the PARAMS it shares; temperature is handled apart (0 means greedy)
 OPENAI_NAMES = {"max_tokens": "max_new_tokens", "min_tokens": "min_new_tokens", "n": "num_return_sequences",
@@ -122,6 +122,7 @@ def openai_prompt(body):
 
 
 @bp.post("/v1/completions")
+@limited
 def completions():
     from ..decoding.trace import check_top_tokens
     from ..safety.filter import Blocked

@@ -6,13 +6,19 @@ from pathlib import Path
 from .app import create_app
 
 
-def start_server(app, host="127.0.0.1", port=0, threads=8):
+def server_threads(app):
+    """One waitress thread per request in flight (a stream holds one) plus spares for /healthz and the 503s."""
+    from .service import SPARE_THREADS
+    return app.extensions["kogen"]["service"].max_in_flight + SPARE_THREADS
+
+
+def start_server(app, host="127.0.0.1", port=0, threads=None):
     """waitress in a daemon thread; port 0 picks a free one (see `.effective_port`)."""
     from waitress import create_server
 
     from .security import bind
     bind(app, host)  # the Host check depends on where the server listens
-    server = create_server(app, host=host, port=port, threads=threads)
+    server = create_server(app, host=host, port=port, threads=threads or server_threads(app))
     threading.Thread(target=server.run, daemon=True).start()
     return server
 
@@ -69,21 +75,44 @@ def load_backend(backend, model=None, checkpoint_dir=None, arms=None):
     return engine
 
 
+def make_engine(kind, model, tokenizer, compute_type="int8"):
+    """None for "hf" (create_app makes its batcher), a ct2.Ct2Engine for "ct2"."""
+    if kind == "hf":
+        return None
+    from . import ct2
+    if kind != "ct2":
+        raise ValueError(f"알 수 없는 엔진입니다: {kind}. hf 또는 ct2 중 하나를 쓰세요.")
+    if not ct2.available():
+        raise ValueError("ct2 엔진에는 CTranslate2가 필요합니다. pip install ctranslate2 후 다시 켜거나 --engine hf를 쓰세요.")
+    print(f"[kogen] CTranslate2로 변환된 모델을 준비합니다(처음 한 번만 변환, {ct2.cache_root()}) ...", flush=True)
+    try:
+        return ct2.Ct2Engine(model, tokenizer, compute_type)
+    except ValueError as e:  # e.g. a compute type this CPU cannot run
+        raise ValueError(f"ct2 엔진을 켤 수 없습니다({e}). --compute-type float32 또는 --engine hf를 쓰세요.") from None
+
+
 def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=None, db=None, ab=None,
           safety="flag", safety_threshold=None, api_keys=None, allowed_origins=(), allowed_hosts=(), rate_limit=0,
-          rate_burst=None, log_prompts=False, backend=None):
+          rate_burst=None, log_prompts=False, backend=None, max_in_flight=None, engine="hf", compute_type="int8"):
     """Load the model once, then serve it with waitress until Ctrl+C. `db`: the votes' SQLite file
     (default: KOGEN_DB or the user's data folder); `ab`: ["A=PRESET", "B=PRESET"] runs an A/B test.
     `api_keys` (plus KOGEN_API_KEY), origins, hosts, rate limit (per minute, burst), log_prompts: security.py.
     `backend`: remote.connect's arguments (url, model, api_key, timeouts): no model is loaded, an OpenAI-compatible
-    server makes the tokens, and `model` names its tokenizer (optional, see serving/remote.py)."""
+    server makes the tokens, and `model` names its tokenizer (optional, see serving/remote.py).
+    `max_in_flight`: generating requests at once, past it a 503 with Retry-After; `engine`: "hf" (the batcher) or
+    "ct2" (CTranslate2 at `compute_type`, the model converted once into the user cache)."""
     from waitress import create_server
 
     from ..safety.filter import check_policy, classifier
     from .ab import parse_arms
     from . import security
+    from .service import MAX_IN_FLIGHT
     from .store import Store
     check_policy(safety)
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"--max-in-flight {max_in_flight}은(는) 1 이상이어야 합니다(기본 {MAX_IN_FLIGHT}).")
+    if backend and engine != "hf":
+        raise ValueError("--backend와 --engine ct2는 함께 쓸 수 없습니다. 백엔드가 토큰을 만들므로 --engine을 빼세요.")
     keys = security.api_keys(api_keys)
     guard = security.Config(api_keys=keys, allowed_origins=tuple(allowed_origins or ()),
                             allowed_hosts=tuple(allowed_hosts or ()), rate_limit=rate_limit or 0,
@@ -93,19 +122,20 @@ def serve(model=None, checkpoint_dir=None, host="127.0.0.1", port=9001, device=N
     if warning:
         print(warning, flush=True)  # before the slow model load, where the instructor is still looking
     arms, store = parse_arms(ab), Store(db)  # bad --ab fails before the slow model load
-    engine = load_backend(backend, model, checkpoint_dir, arms) if backend else None  # before anything is written
+    remote = load_backend(backend, model, checkpoint_dir, arms) if backend else None  # before anything is written
     if db or os.environ.get("KOGEN_DB") or arms:
         store.open()  # a chosen database that cannot be opened fails now, not at the first vote
-    if engine:
-        lm, tokenizer, name, device = None, None, engine.model, engine.url
+    if remote:
+        lm, tokenizer, name, device = None, None, remote.model, remote.url
     else:
         lm, tokenizer, name, device = load_for_serving(model, checkpoint_dir, device)
     if safety != "off":
         classifier()  # load it now: a missing classifier file fails at start, not at the first request
     app = create_app(lm, tokenizer, name, device, db=store, ab=arms, safety=safety, safety_threshold=safety_threshold,
-                     security=guard, engine=engine)
+                     security=guard, max_in_flight=max_in_flight or MAX_IN_FLIGHT,
+                     engine=remote or make_engine(engine, lm, tokenizer, compute_type))
     try:
-        server = create_server(app, host=host, port=port, threads=8)  # threads: streams hold one each
+        server = create_server(app, host=host, port=port, threads=server_threads(app))
     except OSError as e:
         raise ValueError(f"{host}:{port}에서 서버를 열 수 없습니다({e.strerror}). 이미 켜 둔 서버를 끄거나 "
                          f"--port {port + 1}처럼 다른 포트를 쓰세요.") from None
