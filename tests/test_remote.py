@@ -116,10 +116,11 @@ def test_openai_client_through_the_front_equals_the_backend(front, backend):
 
 
 def test_closing_a_stream_at_the_front_cancels_the_backends_generation(front, monkeypatch):
-    from kogen.serving import hf
-    seen, summarize = [], hf.summarize  # the backend runs in this process: watch how far its generate went
-    monkeypatch.setattr(hf, "summarize", lambda tok, n_prompt, out, *rest: seen.append(out.shape[1] - n_prompt)
-                        or summarize(tok, n_prompt, out, *rest))
+    from kogen.serving import batcher, hf
+    seen, summarize = [], hf.summarize  # the backend runs in this process: watch how far its generation went
+    for module in (hf, batcher):  # batched rows and requests that run alone
+        monkeypatch.setattr(module, "summarize", lambda tok, n_prompt, out, *rest: seen.append(out.shape[1] - n_prompt)
+                            or summarize(tok, n_prompt, out, *rest))
     with post(front, "/api/generate", dict(prompt=PROMPT, max_new_tokens=250, min_new_tokens=250, stream=True),
               stream=True) as r:
         next(r.iter_lines())  # one piece, then hang up

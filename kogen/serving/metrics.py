@@ -25,7 +25,7 @@ class Metrics:
               registry=r).set_function(lambda: getattr(svc.engine, "queued", 0))
 
     def generated(self, summary):
-        self.tokens.inc(summary.get("new_tokens", 0))
+        self.tokens.inc(summary.get("new_tokens") or 0)  # a remote backend may not report usage (None)
 
     def watch(self, items):
         """A stream's items, passed through; the first text piece is timed and the summary's tokens counted."""

@@ -8,8 +8,9 @@ from .app import create_app
 
 def server_threads(app):
     """One waitress thread per request in flight (a stream holds one) plus spares for /healthz and the 503s."""
-    from .service import SPARE_THREADS
-    return app.extensions["kogen"]["service"].max_in_flight + SPARE_THREADS
+    from .service import MAX_IN_FLIGHT, SPARE_THREADS
+    svc = app.extensions.get("kogen", {}).get("service")  # any other WSGI app (a test's stub): the default
+    return (svc.max_in_flight if svc else MAX_IN_FLIGHT) + SPARE_THREADS
 
 
 def start_server(app, host="127.0.0.1", port=0, threads=None):
