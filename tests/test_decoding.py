@@ -260,3 +260,14 @@ def test_a_corrupt_discriminator_names_the_folder_and_how_to_rebuild(tmp_path):
     with pytest.raises(FileNotFoundError, match="--task toxicity") as e:
         FutureDiscriminator.from_pretrained(folder)
     assert str(folder) in str(e.value)
+
+
+def test_a_discriminator_first_loaded_inside_inference_mode_still_works_outside(bundled, monkeypatch):
+    """Generation loads the shared discriminator under torch.inference_mode; later plain calls must still work."""
+    from kogen.decoding import discriminator
+    monkeypatch.setattr(discriminator, "_cache", {})
+    _, tok = bundled
+    with torch.inference_mode():
+        disc = load_discriminator()
+    ids = ids_of(tok, "이 영화는")
+    assert disc.candidate_log_probs(ids, ids[:, :2]).shape == (1, 2, 2)

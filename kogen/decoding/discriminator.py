@@ -126,5 +126,8 @@ def load_discriminator(folder=FUDGE_DIR):
     """The shipped discriminator, loaded once per process (it is read-only at generation time)."""
     key = str(Path(folder).resolve())
     if key not in _cache:
-        _cache[key] = FutureDiscriminator.from_pretrained(folder)
+        # the first request may come from inside generate's inference mode: tensors made there could never be
+        # used outside it again, and this copy is shared by every later call (frozen: no gradients needed)
+        with torch.inference_mode(False):
+            _cache[key] = FutureDiscriminator.from_pretrained(folder).requires_grad_(False)
     return _cache[key]
