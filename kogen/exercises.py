@@ -20,7 +20,8 @@ The hole keeps what the region defines: `a, b = todo()` when it assigns names, `
 it returns, else a bare `todo()`; so the exercise parses, lints, and stops exactly at its first
 hole. `todo()` raises TodoError, a SystemExit: run as a script it prints a Korean message with the
 TODO's number, file:line and hint instead of a traceback, and student code's `except Exception`
-cannot swallow it.
+cannot swallow it. Any other uncaught error in a course file ends with the same Korean explanation
+`kogen check` gives (see course_excepthook).
 """
 import argparse
 import ast
@@ -93,6 +94,17 @@ def todo():
     frame = sys._getframe(1)
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     raise TodoError(*hint_above(filename, lineno), filename, lineno)
+
+
+def course_excepthook(kind, exc, tb):
+    """Every course file imports `todo`, so importing this module is where a step gets its Korean help:
+    an uncaught error ends with kogen check's explanation (kogen.explain) under a short traceback."""
+    from .explain import excepthook
+    excepthook(kind, exc, tb)
+
+
+if sys.excepthook is sys.__excepthook__:  # leave IPython's or a debugger's hook alone
+    sys.excepthook = course_excepthook
 
 
 # --- making exercises -------------------------------------------------------------------------
