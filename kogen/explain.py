@@ -66,14 +66,18 @@ def calls_in(path, name):
 
 
 def functions_without_return(path, code):
-    """Names of the file's functions called in `code` that never `return` a value."""
+    """[(name, last line)] of the file's functions called in `code` that never `return` a value."""
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return []
     called = set(re.findall(r"\b(\w+)\s*\(", code))
-    return [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in called
+    return [(f.name, f.end_lineno) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in called
             and not any(isinstance(r, ast.Return) and r.value is not None for r in ast.walk(f))]
+
+
+def returned_none(exc):
+    return "NoneType" in str(exc) or (isinstance(exc, AttributeError) and getattr(exc, "obj", 0) is None)
 
 
 # --- rules: each reads the exception, returns a Korean sentence or None ----------------------------
@@ -136,9 +140,9 @@ def shape_mismatch(exc, msg, code, frame, path):
 
 
 def missing_return(exc, msg, code, frame, path):
-    if not ("NoneType" in msg or (isinstance(exc, AttributeError) and getattr(exc, "obj", 0) is None)):
+    if not returned_none(exc):
         return None
-    names = functions_without_return(path, code)
+    names = [name for name, _ in functions_without_return(path, code)]
     if names:
         return f"{names[0]}(...)이(가) 아무것도 돌려주지 않습니다(None). 함수 끝에 return을 빠뜨리지 않았는지 보세요."
     return "값이 None입니다. 이 값을 만든 함수가 return을 빠뜨리지 않았는지, 변수에 값을 넣었는지 보세요."
@@ -180,14 +184,19 @@ def likely_fix(exc, code, frame, path):
 
 
 def culprit(exc, path, fs):
-    """(filename, first line, last line) the message should point at: the DataLoader made without a
-    collate_fn when that is the cause (the error shows up later, inside trainer.fit), else the frame."""
+    """(filename, first line, last line) the message should point at: where the fix goes when the error
+    shows up elsewhere (a DataLoader made without collate_fn fails inside trainer.fit; a function without
+    return fails where its None is used), else the failing frame."""
     if any(s in str(exc) for s in COLLATE_ERRORS):
         missing = [(a, b) for a, b, kw in calls_in(path, "DataLoader") if "collate_fn" not in kw]
         if missing:
             return str(path), *missing[0]
     if fs is None:
         return None
+    if returned_none(exc):
+        ends = functions_without_return(path, statement_text(fs.filename, fs.lineno, fs.end_lineno))
+        if ends:
+            return str(path), ends[0][1], ends[0][1]
     return fs.filename, fs.lineno, getattr(fs, "end_lineno", None)
 
 
@@ -212,7 +221,7 @@ def explain(exc, path):
     code = statement_text(filename, lineno, last)
     code_lines = code.splitlines()
     shown = "\n".join("   | " + line for line in code_lines[:6]) + ("\n   | ..." if len(code_lines) > 6 else "")
-    moved = fs is not None and fs.lineno != lineno  # the cause is elsewhere (a DataLoader without collate_fn)
+    moved = fs is not None and fs.lineno != lineno  # the cause is elsewhere (see culprit)
     failing = statement_text(fs.filename, fs.lineno, fs.end_lineno) if moved else code
     surfaced = f"\n   (오류가 드러난 곳: {fs.lineno}번째 줄)" if moved else ""
     return (f"{display_path(filename)}:{lineno}에서 오류: {first}\n{shown}{surfaced}\n"
