@@ -9,13 +9,15 @@ Fixes against ratsnlp: the learning-rate schedule is really applied (returned un
 "lr_scheduler", stepped every batch); the model is put in train mode (dropout on) for training;
 padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
 """
+import json
 import math
 import os
 import random
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -137,11 +139,56 @@ def pick_precision(args):
     return "bf16-mixed" if mixed else "32-true"
 
 
+RUN_FILE = "run.json"  # the configuration and start time of the run whose checkpoints the folder holds
+SAME_RUN_IGNORES = ("downstream_model_dir", "checkpoint_every_n_steps", "cpu_workers", "accelerator", "fp16")
+
+
+def run_config(args):
+    return {k: v for k, v in asdict(args).items() if k not in SAME_RUN_IGNORES}
+
+
+def start_run(args):
+    """Make the model dir this run's: checkpoints of an earlier run with another configuration (another
+    validation set, so their val_loss is not comparable) move to previous/<its start time>/, so the best
+    checkpoint in the folder, which step 5 serves, is always this configuration's. The same configuration
+    with a last.ckpt is a run to resume, and stays."""
+    folder = Path(args.downstream_model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    old = json.loads((folder / RUN_FILE).read_text(encoding="utf-8")) if (folder / RUN_FILE).exists() else None
+    ckpts = sorted(folder.glob("*.ckpt"))
+    same = old["config"] == run_config(args) if old else (folder / "last.ckpt").exists()
+    if ckpts and not same:
+        stamp = (old or {}).get("started") or time.strftime("%Y%m%d-%H%M%S", time.localtime(ckpts[0].stat().st_mtime))
+        aside = folder / "previous" / stamp.replace(":", "")
+        aside.mkdir(parents=True, exist_ok=True)
+        for p in ckpts + ([folder / RUN_FILE] if old else []):
+            os.replace(p, aside / p.name)
+        print(f"[kogen] {folder}에 있던 다른 설정의 이전 실행 체크포인트 {len(ckpts)}개를 {aside}로 옮겼습니다 "
+              f"(검증 데이터가 달라 val_loss를 비교할 수 없습니다). 이 폴더의 체크포인트는 이번 실행의 것입니다.",
+              file=sys.stderr)
+    if not same or not old:
+        run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": run_config(args)}
+        (folder / RUN_FILE).write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def describe_run(model_dir):
+    """One Korean line on the run whose checkpoints `model_dir` holds (what step 5 says it serves)."""
+    path = Path(model_dir, RUN_FILE)
+    if not path.exists():
+        return "학습 기록(run.json)이 없는 폴더입니다"
+    run = json.loads(path.read_text(encoding="utf-8"))
+    c = run["config"]
+    n = f"{c['max_train_examples']:,}개" if c.get("max_train_examples") else "전부"
+    return (f"{run['started'].replace('T', ' ')}에 시작한 실행: {c['pretrained_model_name']}, 학습 예제 {n}, "
+            f"{c['epochs']} epoch, batch {c['batch_size']}, learning_rate {c['learning_rate']}")
+
+
 def get_trainer(args, return_trainer_only=True):
     """A Trainer that keeps the best checkpoints as epoch=N-val_loss=X.XX.ckpt (ratsnlp's names)
-    and a last.ckpt every `checkpoint_every_n_steps` steps to resume from."""
+    and a last.ckpt every `checkpoint_every_n_steps` steps to resume from; the folder is this run's
+    (see start_run)."""
     mode, _, metric = args.monitor.partition(" ")
-    os.makedirs(args.downstream_model_dir, exist_ok=True)
+    start_run(args)
     best = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="{epoch}-{val_loss:.2f}", monitor=metric,
                            mode=mode, save_top_k=args.save_top_k, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,

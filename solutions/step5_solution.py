@@ -1,7 +1,7 @@
 """5단계: 웹 서비스 — 4단계에서 미세조정한 모델을 Flask 웹 서비스로 띄우기
 
 배울 것
-  1. 배포 설정 GenerationDeployArguments: 체크포인트 폴더에서 val_loss가 가장 낮은 .ckpt를 고릅니다
+  1. 배포 설정 GenerationDeployArguments: 체크포인트 폴더(4단계의 가장 최근 실행)에서 val_loss가 가장 낮은 .ckpt를 고릅니다
   2. 체크포인트의 가중치를 모델에 넣기: model.load_state_dict(...)
   3. 장치 고르기: GPU가 있으면 "cuda", 없으면 "cpu"
   4. inference_fn: 웹 요청의 값(prompt, min_length, max_length, top_p, top_k, repetition_penalty,
@@ -31,7 +31,7 @@ from kogen import GenerationDeployArguments
 from kogen.deploy import load_checkpoint_state_dict
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
 from kogen.models import resolve_model
-from kogen.training import best_checkpoint
+from kogen.training import best_checkpoint, describe_run
 from kogen.web import get_web_service_app
 
 QUICK = os.environ.get("KOGEN_QUICK", "0" if torch.cuda.is_available() else "1") == "1"
@@ -61,7 +61,8 @@ def load_finetuned(model_name, checkpoint_dir, device):
     #   (load_checkpoint_state_dict: .ckpt에서 가중치만 꺼내 Lightning이 붙인 'model.' 접두어를 뗍니다)
     model.load_state_dict(load_checkpoint_state_dict(args.downstream_model_checkpoint_fpath))
     # END SOLUTION
-    print(f"체크포인트를 넣었습니다: {args.downstream_model_checkpoint_fpath}")
+    # 폴더에는 가장 최근 실행(같은 설정)의 체크포인트만 있습니다: 4단계가 다른 설정의 옛 체크포인트를 previous/로 옮깁니다
+    print(f"체크포인트를 넣었습니다: {args.downstream_model_checkpoint_fpath}\n  ({describe_run(checkpoint_dir)})")
     name = f"{model_name} + {os.path.basename(args.downstream_model_checkpoint_fpath)}"
     return model.to(device).eval(), tokenizer, name
 

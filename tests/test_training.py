@@ -10,7 +10,7 @@ import torch
 from kogen import GenerationDeployArguments, GenerationTask, GenerationTrainArguments, get_trainer
 from kogen.deploy import load_checkpoint_state_dict
 from kogen.models import load_causal_lm, load_tokenizer, resolve_model
-from kogen.training import best_checkpoint, fine_tune, make_dataloaders, resume_path
+from kogen.training import best_checkpoint, describe_run, fine_tune, make_dataloaders, resume_path
 
 
 def tiny_args(nsmc_dir, out_dir, **kw):
@@ -105,3 +105,18 @@ def test_fine_tune_exports_a_loadable_hugging_face_folder(nsmc_dir, tmp_path):
 def test_bad_training_arguments_say_what_to_fix(kw, words):
     with pytest.raises(ValueError, match=words):
         GenerationTrainArguments(**kw)
+
+
+def test_a_run_with_another_configuration_sets_the_older_checkpoints_aside(nsmc_dir, tmp_path):
+    out = tmp_path / "out"
+    stale = out / "epoch=0-val_loss=0.01.ckpt"  # an older run's, named better than any real one
+    out.mkdir()
+    stale.write_bytes(b"")
+    _, first = fit(tiny_args(nsmc_dir, out, epochs=1))
+    assert not stale.exists() and list((out / "previous").glob("*/epoch=0-val_loss=0.01.ckpt")), "set aside"
+    own = GenerationDeployArguments(pretrained_model_name="bundled", downstream_model_dir=str(out))
+    assert own.downstream_model_checkpoint_fpath == first.checkpoint_callback.best_model_path
+    _, second = fit(tiny_args(nsmc_dir, out, epochs=1, max_seq_length=12))  # another validation set
+    assert best_checkpoint(out) == second.checkpoint_callback.best_model_path
+    assert len(list((out / "previous").glob("*/*.ckpt"))) == 3, "the first run's best and last moved too"
+    assert "bundled" in describe_run(out) and "1 epoch" in describe_run(out), describe_run(out)
