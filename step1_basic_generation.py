@@ -22,8 +22,8 @@ from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
 from kogen.models import resolve_model
 
-# TODO 1-1: 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 "skt/kogpt2-base-v2"
-#   os.environ.get(이름, 기본값)
+# TODO 1-1: 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 기본 허브 id "skt/kogpt2-base-v2".
+#   찾아볼 것: os.environ.get
 MODEL_NAME = todo()
 PROMPTS = ["안녕하세요", "이 영화는", "배우들의 연기가"]
 
@@ -32,11 +32,12 @@ def load_model_and_tokenizer(name):
     """(model, tokenizer): 허브 id(또는 폴더)에서 GPT-2 모델과 KoGPT2 토크나이저를 불러옵니다."""
     # 허브 id → 내려받아 둔 폴더. 인터넷이 없으면 내장 소형 모델 폴더로 바꾸고 한 줄로 알려 줍니다
     path = resolve_model(name)
-    # TODO 1-2: GPT2LMHeadModel.from_pretrained(path)로 모델을 불러오세요.
+    # TODO 1-2: 사전학습된 GPT-2 모델을 path에서 불러오세요.
+    #   찾아볼 것: GPT2LMHeadModel.from_pretrained
     model = todo()
-    # TODO 1-3: PreTrainedTokenizerFast.from_pretrained(path, ...)로 토크나이저를 불러오세요.
-    #   KoGPT2의 특수 토큰을 이름으로 알려 줘야 합니다:
-    #   bos_token="</s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>"
+    # TODO 1-3: KoGPT2 토크나이저를 path에서 불러오세요.
+    #   찾아볼 것: PreTrainedTokenizerFast.from_pretrained
+    #   KoGPT2는 특수 토큰(bos, eos, unk, pad, mask)의 이름을 직접 알려 줘야 합니다(README_stepwise_learning.md 1단계).
     tokenizer = todo()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # eval(): 드롭아웃을 꺼서 같은 입력에는 늘 같은 출력이 나오게 합니다
@@ -46,8 +47,8 @@ def load_model_and_tokenizer(name):
 def greedy_generate(model, tokenizer, prompt, max_new_tokens=30, min_new_tokens=0):
     """prompt를 greedy 디코딩으로 이어 쓴 글(프롬프트와 특수 토큰 포함)."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)  # (1, T)
-    # TODO 1-4: model.generate로 greedy 디코딩(do_sample=False)을 하세요.
-    #   model.generate(input_ids, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens)
+    # TODO 1-4: greedy 디코딩(샘플링 없이 매번 가장 높은 점수)으로 이어 쓰세요.
+    #   찾아볼 것: model.generate의 do_sample, max_new_tokens, min_new_tokens
     output_ids = todo()
     return tokenizer.decode(output_ids[0])  # (1, T + 새 토큰 수) → 문자열
 
@@ -61,8 +62,8 @@ def greedy_by_hand(model, tokenizer, prompt, max_new_tokens=30):
         logits = model(input_ids).logits  # (1, T, vocab)
         # 마지막 위치만 봅니다: 지금 문장 바로 다음에 올 토큰의 점수
         next_logits = logits[:, -1, :]  # (1, vocab)
-        # TODO 1-5: greedy: 점수가 가장 큰 토큰의 id를 고르세요. 모양은 (1, 1)이어야 이어 붙일 수 있습니다.
-        #   next_logits.argmax(dim=-1, keepdim=True)
+        # TODO 1-5: greedy: 점수가 가장 큰 토큰의 id를 고르세요. 이어 붙이려면 모양이 (1, 1)이어야 합니다.
+        #   찾아볼 것: Tensor.argmax의 dim, keepdim
         next_id = todo()
         # 이어 붙이기: 다음 반복에서는 늘어난 문장 전체를 다시 넣습니다
         input_ids = torch.cat([input_ids, next_id], dim=1)  # (1, T + 1)

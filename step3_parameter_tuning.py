@@ -38,8 +38,8 @@ def greedy_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=
 def no_repeat_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=60):
     """greedy + no_repeat_ngram_size=3: 같은 3-gram이 두 번 나오지 않습니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # TODO 3-1: greedy(do_sample=False)에 no_repeat_ngram_size=3을 더해 생성하세요.
-    #   길이는 max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens
+    # TODO 3-1: greedy에 "같은 3-gram 다시 쓰지 않기"를 더해 생성하세요.
+    #   찾아볼 것: generate의 no_repeat_ngram_size
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 
@@ -47,7 +47,8 @@ def no_repeat_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_toke
 def repetition_penalty_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=60):
     """greedy + repetition_penalty=1.5: 이미 나온 토큰일수록 덜 고릅니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # TODO 3-2: greedy(do_sample=False)에 repetition_penalty=1.5를 더해 생성하세요.
+    # TODO 3-2: greedy에 반복 벌점 1.5를 더해 생성하세요.
+    #   찾아볼 것: generate의 repetition_penalty
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 
@@ -58,9 +59,9 @@ def temperature_generate(model, tokenizer, prompt, temperature, num_samples=5, m
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # TODO 3-3: 샘플링(do_sample=True)에 temperature=temperature를 주고, 한 번에 num_samples개를 만드세요.
-    #   top_k=0으로 기본 top-k(50)를 꺼야 temperature만의 효과가 보입니다.
-    #   여러 개: num_return_sequences=num_samples. 길이: max_new_tokens=..., min_new_tokens=...
+    # TODO 3-3: 온도 temperature로 샘플 num_samples개를 한 번에 만드세요.
+    #   찾아볼 것: generate의 temperature, num_return_sequences
+    #   기본 top-k(50)를 꺼야 temperature만의 효과가 보입니다.
     output_ids = todo()
     return [tokenizer.decode(ids, skip_special_tokens=True) for ids in output_ids]
 
@@ -70,8 +71,8 @@ def recommended_generate(model, tokenizer, prompt, max_new_tokens=40, min_new_to
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # TODO 3-4: 추천 조합으로 생성하세요: do_sample=True, repetition_penalty=1.5, no_repeat_ngram_size=3,
-    #   temperature=0.9, top_k=50, top_p=0.92 (길이: max_new_tokens=..., min_new_tokens=...)
+    # TODO 3-4: 책의 추천 조합으로 생성하세요: 샘플링 + 되풀이 막기 + 반복 벌점 + temperature + top-k와 top-p
+    #   찾아볼 것: 이 파일 맨 위 설명의 5번(값), 위의 세 함수(인자 이름)
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 

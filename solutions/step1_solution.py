@@ -22,8 +22,9 @@ from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
 from kogen.models import resolve_model
 
-# BEGIN SOLUTION 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 "skt/kogpt2-base-v2"
-#   os.environ.get(이름, 기본값)
+# BEGIN SOLUTION 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 기본 허브 id "skt/kogpt2-base-v2".
+#   찾아볼 것: os.environ.get
+# API: os.environ.get(이름, 기본값) → 환경 변수가 없으면 기본값
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "skt/kogpt2-base-v2")
 # END SOLUTION
 PROMPTS = ["안녕하세요", "이 영화는", "배우들의 연기가"]
@@ -33,12 +34,16 @@ def load_model_and_tokenizer(name):
     """(model, tokenizer): 허브 id(또는 폴더)에서 GPT-2 모델과 KoGPT2 토크나이저를 불러옵니다."""
     # 허브 id → 내려받아 둔 폴더. 인터넷이 없으면 내장 소형 모델 폴더로 바꾸고 한 줄로 알려 줍니다
     path = resolve_model(name)
-    # BEGIN SOLUTION GPT2LMHeadModel.from_pretrained(path)로 모델을 불러오세요.
+    # BEGIN SOLUTION 사전학습된 GPT-2 모델을 path에서 불러오세요.
+    #   찾아볼 것: GPT2LMHeadModel.from_pretrained
+    # API: GPT2LMHeadModel.from_pretrained(폴더_또는_허브_id) → 모델
     model = GPT2LMHeadModel.from_pretrained(path)
     # END SOLUTION
-    # BEGIN SOLUTION PreTrainedTokenizerFast.from_pretrained(path, ...)로 토크나이저를 불러오세요.
-    #   KoGPT2의 특수 토큰을 이름으로 알려 줘야 합니다:
-    #   bos_token="</s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>"
+    # BEGIN SOLUTION KoGPT2 토크나이저를 path에서 불러오세요.
+    #   찾아볼 것: PreTrainedTokenizerFast.from_pretrained
+    #   KoGPT2는 특수 토큰(bos, eos, unk, pad, mask)의 이름을 직접 알려 줘야 합니다(README_stepwise_learning.md 1단계).
+    # API: PreTrainedTokenizerFast.from_pretrained(path, bos_token=..., eos_token=..., unk_token=..., pad_token=..., mask_token=...)
+    # API: KoGPT2의 값: bos·eos는 "</s>", unk는 "<unk>", pad는 "<pad>", mask는 "<mask>"
     tokenizer = PreTrainedTokenizerFast.from_pretrained(
         path, bos_token="</s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
     # END SOLUTION
@@ -50,8 +55,9 @@ def load_model_and_tokenizer(name):
 def greedy_generate(model, tokenizer, prompt, max_new_tokens=30, min_new_tokens=0):
     """prompt를 greedy 디코딩으로 이어 쓴 글(프롬프트와 특수 토큰 포함)."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)  # (1, T)
-    # BEGIN SOLUTION model.generate로 greedy 디코딩(do_sample=False)을 하세요.
-    #   model.generate(input_ids, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens)
+    # BEGIN SOLUTION greedy 디코딩(샘플링 없이 매번 가장 높은 점수)으로 이어 쓰세요.
+    #   찾아볼 것: model.generate의 do_sample, max_new_tokens, min_new_tokens
+    # API: model.generate(input_ids, do_sample=..., max_new_tokens=..., min_new_tokens=...) → (1, T + 새 토큰 수)
     output_ids = model.generate(input_ids, do_sample=False, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -67,8 +73,9 @@ def greedy_by_hand(model, tokenizer, prompt, max_new_tokens=30):
         logits = model(input_ids).logits  # (1, T, vocab)
         # 마지막 위치만 봅니다: 지금 문장 바로 다음에 올 토큰의 점수
         next_logits = logits[:, -1, :]  # (1, vocab)
-        # BEGIN SOLUTION greedy: 점수가 가장 큰 토큰의 id를 고르세요. 모양은 (1, 1)이어야 이어 붙일 수 있습니다.
-        #   next_logits.argmax(dim=-1, keepdim=True)
+        # BEGIN SOLUTION greedy: 점수가 가장 큰 토큰의 id를 고르세요. 이어 붙이려면 모양이 (1, 1)이어야 합니다.
+        #   찾아볼 것: Tensor.argmax의 dim, keepdim
+        # API: next_logits.argmax(dim=..., keepdim=...): 마지막 차원(어휘)에서 고르고, 그 차원을 크기 1로 남깁니다
         next_id = next_logits.argmax(dim=-1, keepdim=True)  # (1, 1)
         # END SOLUTION
         # 이어 붙이기: 다음 반복에서는 늘어난 문장 전체를 다시 넣습니다

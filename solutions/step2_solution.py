@@ -37,8 +37,9 @@ def greedy_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min
 def beam_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MIN_NEW_TOKENS):
     """beam search: 매 단계 점수가 높은 후보 3개를 함께 키워 끝까지 가장 좋은 문장을 고릅니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # BEGIN SOLUTION beam search로 생성하세요: greedy 호출에 num_beams=3을 더합니다.
-    #   model.generate(input_ids, do_sample=False, num_beams=3, max_new_tokens=..., min_new_tokens=...)
+    # BEGIN SOLUTION beam search로 생성하세요: 후보 문장 3개를 함께 키웁니다.
+    #   찾아볼 것: generate의 num_beams
+    # API: model.generate(input_ids, do_sample=False, num_beams=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=False, num_beams=3, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -51,7 +52,9 @@ def top_k_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)  # 같은 시드 → 같은 난수 → 같은 샘플
-    # BEGIN SOLUTION top-k 샘플링으로 생성하세요: do_sample=True로 샘플링을 켜고 top_k=50을 줍니다.
+    # BEGIN SOLUTION top-k 샘플링으로 생성하세요: 확률 상위 50개 토큰 안에서 확률대로 뽑습니다.
+    #   찾아볼 것: generate의 do_sample, top_k
+    # API: model.generate(input_ids, do_sample=..., top_k=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=True, top_k=50, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -64,8 +67,10 @@ def top_p_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # BEGIN SOLUTION top-p 샘플링으로 생성하세요: do_sample=True, top_p=0.92.
-    #   transformers는 top_k=50을 기본으로 함께 켜므로, 순수한 top-p가 되게 top_k=0으로 끕니다.
+    # BEGIN SOLUTION top-p(nucleus) 샘플링으로 생성하세요: 누적 확률 0.92까지의 토큰 안에서 뽑습니다.
+    #   찾아볼 것: generate의 top_p
+    #   transformers는 top-k(50)를 기본으로 함께 켭니다. 순수한 top-p가 되게 top-k를 끄세요(0이면 끔).
+    # API: model.generate(input_ids, do_sample=..., top_p=..., top_k=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=True, top_p=0.92, top_k=0, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION

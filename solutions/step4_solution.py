@@ -51,11 +51,12 @@ def make_args():
     max_val_examples = env_int("KOGEN_MAX_VAL_EXAMPLES", 2_000 if QUICK else 0) or None
     # 작은 내장 모델은 큰 걸음(5e-4)으로 빨리 배우고, 이미 잘 배운 KoGPT2는 작은 걸음(5e-5)으로 조금만 고칩니다
     learning_rate = 5e-4 if QUICK else 5e-5
-    # BEGIN SOLUTION GenerationTrainArguments(...)로 학습 설정을 만드세요. 필드 이름과 넣을 값:
-    #   pretrained_model_name=MODEL_NAME, downstream_corpus_name="nsmc",
-    #   downstream_corpus_root_dir=os.environ.get("KOGEN_NSMC_DIR"), downstream_model_dir=CHECKPOINT_DIR,
-    #   max_seq_length=32, 그리고 위에서 정한 epochs, batch_size, learning_rate,
-    #   max_train_examples, max_val_examples를 같은 이름의 필드로 넘깁니다.
+    # BEGIN SOLUTION 학습 설정을 만드세요: 위에서 정한 값과 환경 변수로.
+    #   찾아볼 것: GenerationTrainArguments의 필드(kogen/training.py)
+    #   시작 모델, 말뭉치 이름("nsmc")과 폴더(KOGEN_NSMC_DIR), 체크포인트 폴더, 최대 길이 32, 그리고 위에서 정한 다섯 값.
+    # API: GenerationTrainArguments(pretrained_model_name=..., downstream_corpus_name=..., downstream_corpus_root_dir=...,
+    # API:     downstream_model_dir=..., max_seq_length=..., epochs=..., batch_size=..., learning_rate=...,
+    # API:     max_train_examples=..., max_val_examples=...)
     args = GenerationTrainArguments(
         pretrained_model_name=MODEL_NAME,
         downstream_corpus_name="nsmc",
@@ -75,9 +76,10 @@ def make_args():
 def make_dataloaders(args, tokenizer):
     """(train_loader, val_loader): NSMC 리뷰를 "긍정 …</s>" / "부정 …</s>" 토큰 id 배치로."""
     corpus = NsmcCorpus()
-    # BEGIN SOLUTION 학습용(mode="train")과 검증용(mode="test") GenerationDataset을 만드세요.
-    #   GenerationDataset(args=args, tokenizer=tokenizer, corpus=corpus, mode=..., max_examples=...)
-    #   max_examples에는 args.max_train_examples / args.max_val_examples를 줍니다.
+    # BEGIN SOLUTION 학습용과 검증용 데이터셋을 만드세요(NSMC의 train / test 파일).
+    #   찾아볼 것: GenerationDataset의 mode, max_examples
+    # API: GenerationDataset(args=..., tokenizer=..., corpus=..., mode="train" 또는 "test",
+    # API:     max_examples=args.max_train_examples 또는 args.max_val_examples)
     train_dataset = GenerationDataset(args=args, tokenizer=tokenizer, corpus=corpus, mode="train",
                                       max_examples=args.max_train_examples)
     val_dataset = GenerationDataset(args=args, tokenizer=tokenizer, corpus=corpus, mode="test",
@@ -85,9 +87,10 @@ def make_dataloaders(args, tokenizer):
     # END SOLUTION
     # 배치마다 가장 긴 리뷰에 맞춰 <pad>를 채우고, 손실 계산에서는 <pad> 자리를 뺍니다(labels=-100)
     collate_fn = functools.partial(kogen.data_collator, pad_token_id=tokenizer.pad_token_id)
-    # BEGIN SOLUTION DataLoader 두 개를 만드세요: 학습용은 순서를 섞고(RandomSampler), 검증용은 그대로(SequentialSampler).
-    #   DataLoader(dataset, batch_size=args.batch_size, sampler=..., collate_fn=collate_fn,
-    #              num_workers=args.cpu_workers)
+    # BEGIN SOLUTION DataLoader 두 개를 만드세요: 학습용은 순서를 섞고 검증용은 그대로, 배치는 위의 collate_fn으로 묶습니다.
+    #   찾아볼 것: DataLoader, RandomSampler, SequentialSampler
+    # API: DataLoader(dataset, batch_size=..., sampler=RandomSampler(dataset) 또는 SequentialSampler(dataset),
+    # API:     collate_fn=..., num_workers=args.cpu_workers)
     train_loader = DataLoader(train_dataset, batch_size=args.batch_size, sampler=RandomSampler(train_dataset),
                               collate_fn=collate_fn, num_workers=args.cpu_workers)
     val_loader = DataLoader(val_dataset, batch_size=args.batch_size, sampler=SequentialSampler(val_dataset),
@@ -135,8 +138,9 @@ def main():
     trainer = get_trainer(args)
     val_before = trainer.validate(task, val_loader, verbose=False)[0]["val_loss"]
     t = time.perf_counter()
-    # BEGIN SOLUTION trainer.fit으로 학습하세요: task와 함께 학습용·검증용 DataLoader를 넘깁니다.
-    #   trainer.fit(task, train_dataloaders=..., val_dataloaders=...)
+    # BEGIN SOLUTION 학습하세요: task를 학습용 DataLoader로 배우고 검증용으로 잽니다.
+    #   찾아볼 것: Lightning의 trainer.fit
+    # API: trainer.fit(task, train_dataloaders=..., val_dataloaders=...)
     trainer.fit(task, train_dataloaders=train_loader, val_dataloaders=val_loader)
     # END SOLUTION
     seconds = time.perf_counter() - t

@@ -41,6 +41,15 @@ HOST = os.environ.get("KOGEN_HOST", "127.0.0.1")
 PORT = int(os.environ.get("KOGEN_PORT", 9001))
 
 
+def pick_device():
+    """웹 서비스가 쓸 장치."""
+    # BEGIN SOLUTION 장치를 고르세요: GPU가 있으면 "cuda", 없으면 "cpu".
+    #   찾아볼 것: torch.cuda.is_available
+    # API: return "cuda" if 조건 else "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+    # END SOLUTION
+
+
 def load_finetuned(model_name, checkpoint_dir, device):
     """(model, tokenizer, 이름): 4단계 체크포인트의 가중치를 넣은 모델. 체크포인트가 없으면 기본 모델 그대로."""
     path = resolve_model(model_name)
@@ -51,14 +60,16 @@ def load_finetuned(model_name, checkpoint_dir, device):
         print(f"⚠ {checkpoint_dir}에 4단계 체크포인트(epoch=N-val_loss=X.XX.ckpt)가 없어 미세조정 전 기본 모델"
               f"({model_name})을 서비스합니다.\n  python step4_model_training.py를 먼저 실행하면 '긍정/부정'을 아는 모델이 됩니다.")
         return model.to(device).eval(), tokenizer, f"{model_name} (미세조정 전)"
-    # BEGIN SOLUTION GenerationDeployArguments로 배포 설정을 만드세요:
-    #   pretrained_model_name=model_name, downstream_model_dir=checkpoint_dir
-    #   val_loss가 가장 낮은 체크포인트 파일의 경로가 args.downstream_model_checkpoint_fpath에 들어갑니다.
+    # BEGIN SOLUTION 배포 설정을 만드세요: 모델 이름과 체크포인트 폴더를 주면 val_loss가 가장 낮은 체크포인트를 찾습니다.
+    #   찾아볼 것: GenerationDeployArguments
+    #   찾은 파일의 경로는 args.downstream_model_checkpoint_fpath에 들어갑니다.
+    # API: GenerationDeployArguments(pretrained_model_name=..., downstream_model_dir=...)
     args = GenerationDeployArguments(pretrained_model_name=model_name, downstream_model_dir=checkpoint_dir)
     # END SOLUTION
-    # BEGIN SOLUTION 체크포인트의 가중치를 모델에 넣으세요:
-    #   model.load_state_dict(load_checkpoint_state_dict(args.downstream_model_checkpoint_fpath))
+    # BEGIN SOLUTION 체크포인트의 가중치를 모델에 넣으세요.
+    #   찾아볼 것: model.load_state_dict, load_checkpoint_state_dict
     #   (load_checkpoint_state_dict: .ckpt에서 가중치만 꺼내 Lightning이 붙인 'model.' 접두어를 뗍니다)
+    # API: model.load_state_dict(load_checkpoint_state_dict(체크포인트_경로))
     model.load_state_dict(load_checkpoint_state_dict(args.downstream_model_checkpoint_fpath))
     # END SOLUTION
     # 폴더에는 가장 최근 실행(같은 설정)의 체크포인트만 있습니다: 4단계가 다른 설정의 옛 체크포인트를 previous/로 옮깁니다
@@ -76,8 +87,10 @@ def make_inference_fn(model, tokenizer, device):
         # ratsnlp처럼 길이는 프롬프트까지 센 토큰 수입니다. 적어도 한 토큰은 새로 쓰고, 모델의 최대 길이는 넘지 않게
         max_length = min(max(max_length, input_ids.shape[1] + 1), model.config.n_positions)
         with torch.no_grad():
-            # BEGIN SOLUTION 받은 값 그대로 샘플링(do_sample=True)으로 생성하세요. 길이는 min_length=, max_length=로,
-            #   나머지는 top_p=, top_k=, repetition_penalty=, no_repeat_ngram_size=, temperature=로 넘깁니다.
+            # BEGIN SOLUTION 받은 값 그대로 샘플링으로 생성하세요: 웹 요청마다 다른 글이 나와야 합니다.
+            #   찾아볼 것: generate의 do_sample, min_length, max_length
+            #   받은 값(min_length, max_length, top_p, top_k, repetition_penalty, no_repeat_ngram_size, temperature)을 같은 이름의 인자로.
+            # API: model.generate(input_ids, do_sample=..., min_length=min_length, max_length=max_length, top_p=top_p, ...)
             output_ids = model.generate(input_ids, do_sample=True, min_length=min_length, max_length=max_length,
                                         top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
                                         no_repeat_ngram_size=no_repeat_ngram_size, temperature=temperature)
@@ -88,9 +101,7 @@ def make_inference_fn(model, tokenizer, device):
 
 
 def main():
-    # BEGIN SOLUTION 장치를 고르세요: GPU가 있으면 "cuda", 없으면 "cpu" (torch.cuda.is_available())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    # END SOLUTION
+    device = pick_device()
     model, tokenizer, model_name = load_finetuned(MODEL_NAME, CHECKPOINT_DIR, device)
     inference_fn = make_inference_fn(model, tokenizer, device)
 
@@ -101,8 +112,9 @@ def main():
         text = inference_fn(prompt)
         print(f"{time.perf_counter() - t:5.2f}s  {text}")
 
-    # BEGIN SOLUTION Flask 앱을 만드세요: get_web_service_app(inference_fn, model=model, tokenizer=tokenizer,
-    #   model_name=model_name, device=device). POST /api 요청이 오면 inference_fn이 불립니다.
+    # BEGIN SOLUTION Flask 앱을 만드세요: POST /api 요청이 오면 inference_fn이 불립니다.
+    #   찾아볼 것: kogen.web.get_web_service_app
+    # API: get_web_service_app(inference_fn, model=..., tokenizer=..., model_name=..., device=...)
     app = get_web_service_app(inference_fn, model=model, tokenizer=tokenizer, model_name=model_name, device=device)
     # END SOLUTION
     print(f"\n== 웹 서비스: http://{HOST}:{PORT} (모델 {model_name}, 장치 {device}) — 끝내려면 Ctrl+C ==\n"
@@ -111,7 +123,9 @@ def main():
           f"\"min_length\": 10, \"max_length\": 40, \"top_p\": 0.92, \"top_k\": 50, \"repetition_penalty\": 1.5, "
           f"\"no_repeat_ngram_size\": 3, \"temperature\": 0.9}}'\n"
           f"(Flask의 개발용 서버입니다. 여럿이 쓰는 서비스에는 kogen serve를 쓰세요: waitress 위에서 돕니다.)")
-    # BEGIN SOLUTION 서버를 실행하세요: app.run(host=HOST, port=PORT)
+    # BEGIN SOLUTION 서버를 실행하세요(HOST, PORT).
+    #   찾아볼 것: Flask의 app.run
+    # API: app.run(host=..., port=...)
     app.run(host=HOST, port=PORT)
     # END SOLUTION
 
