@@ -459,7 +459,7 @@ def pad(text, width):
 def parse_steps(names):
     steps = []
     for name in names:
-        m = re.fullmatch(r"(?:step)?([1-5])(?:_\w+)?(?:\.py)?", Path(name).name)
+        m = re.fullmatch(r"(?:step)?([1-5])(?:_\w+)?(?:\.py)?", Path(name).name, re.I)  # step1, Step1, 1, step1_….py
         if not m:
             raise ValueError(f"'{name}'은(는) 없는 단계입니다. step1 … step5 중에서 고르세요(예: kogen check step2).")
         steps.append(int(m.group(1)))

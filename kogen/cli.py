@@ -6,7 +6,9 @@
     kogen train --quick --data-dir ../shared/data/nsmc --output-dir checkpoints/quick
     kogen serve --model checkpoints/quick/hf_model
     kogen eval --model bundled --preset greedy --preset contrastive --prompts nsmc-test:100 --out reports/eval1
-    kogen check step1
+    kogen check step1            # kogen check --watch: again on every save
+    kogen hint step1             # concept → API → code for the first unfinished or failing TODO
+    kogen reset step1            # the exercise again, the old file kept in .kogen/backup/
 """
 import argparse
 import json
@@ -96,7 +98,18 @@ def cmd_eval(a):
 
 def cmd_check(a):
     from .check import main as check_main
-    return check_main(a.steps, a.solutions)
+    from .tutor import watch
+    return watch(a.steps, a.solutions) if a.watch else check_main(a.steps, a.solutions)
+
+
+def cmd_hint(a):
+    from .tutor import hint
+    return hint(a.step)
+
+
+def cmd_reset(a):
+    from .tutor import reset
+    return reset(a.step)
 
 
 def build_parser():
@@ -159,7 +172,14 @@ def build_parser():
     c = sub.add_parser("check", help="실습 파일 자동 채점 (예: kogen check step1)")
     c.add_argument("steps", nargs="*", help="step1 ... step5 (비우면 전부 차례로)")
     c.add_argument("--solutions", action="store_true", help="실습 파일 대신 solutions/ 를 채점")
+    c.add_argument("--watch", action="store_true", help="파일을 저장할 때마다 다시 채점 (끝내기: Ctrl+C)")
     c.set_defaults(func=cmd_check)
+    h = sub.add_parser("hint", help="첫 빈칸(또는 채점에서 실패한 곳)의 다음 힌트: 개념 → API → 코드")
+    h.add_argument("step", help="step1 ... step5 (Step1, 1도 됩니다)")
+    h.set_defaults(func=cmd_hint)
+    r = sub.add_parser("reset", help="실습 파일 하나를 처음 상태로 (원래 파일은 .kogen/backup/에 보관)")
+    r.add_argument("step", help="step1 ... step5")
+    r.set_defaults(func=cmd_reset)
     add_study_parser(sub)  # kogen study create|list|export (kogen/serving/study.py)
     add_safety_parser(sub)  # kogen safety score (kogen/safety/cli.py)
     add_bias_parser(sub)  # kogen bias (kogen/safety/bias.py)

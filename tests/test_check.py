@@ -156,3 +156,7 @@ def test_step4_run_that_leaves_an_older_configurations_checkpoint_in_front_is_ca
                      "monitor=\"val_loss\")])\n")
     ok, message = check.check_step(4, root / STEPS[4])
     assert not ok and check.STALE_CHECKPOINT in message and "get_trainer(args)" in message, message
+
+
+def test_step_names_accept_the_forms_students_type():
+    assert check.parse_steps(["Step1", "2", "step3", "STEP4", "step5_web_service.py"]) == [1, 2, 3, 4, 5]
