@@ -20,7 +20,7 @@ import time
 import torch
 
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
-from kogen.models import load_model
+from kogen.models import load_model, model_label
 
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "skt/kogpt2-base-v2")
 TEMPERATURES = [0.3, 0.7, 1.0, 1.5]
@@ -101,7 +101,7 @@ def perplexity(model, tokenizer, text):
 
 def main():
     model, tokenizer, _ = load_model(MODEL_NAME)  # 1단계의 from_pretrained 두 줄 + 장치 선택
-    print(f"모델: {MODEL_NAME} (장치 {model.device})")
+    print(f"모델: {model_label(MODEL_NAME, model.name_or_path)} (장치 {model.device})")
 
     prompt = "이 영화는"
     print(f"\n== 1. 되풀이 막기: {prompt!r}에서 새 토큰 60개 (모두 greedy라 결정적) ==")
