@@ -31,7 +31,7 @@ import kogen
 from kogen import GenerationDataset, GenerationTask, GenerationTrainArguments, NsmcCorpus, get_trainer
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
 from kogen.models import load_model
-from kogen.training import best_checkpoint, set_seed
+from kogen.training import best_checkpoint, set_seed, training_curve
 
 QUICK = os.environ.get("KOGEN_QUICK", "0" if torch.cuda.is_available() else "1") == "1"
 MODEL_NAME = os.environ.get("KOGEN_MODEL") or ("bundled" if QUICK else "skt/kogpt2-base-v2")
@@ -123,6 +123,8 @@ def main():
     print(f"  perplexity {torch.exp(torch.tensor(val_before)):.1f} → {torch.exp(torch.tensor(val_after)):.1f}"
           "   (다음 토큰 후보를 평균 몇 개 중에서 망설이는가)")
     print(f"  체크포인트 {best_checkpoint(args.downstream_model_dir)}")
+    # Lightning이 스텝마다 적은 metrics.csv를 그림으로: 손실이 어떻게 내려갔는지, 학습률이 어떻게 바뀌었는지
+    print(f"  학습 곡선 {training_curve(trainer)}   (train/val loss, val perplexity, learning rate)")
 
     show_samples(model, tokenizer, "5. 학습 후: 첫 단어(긍정/부정)에 맞는 리뷰를 씁니다")
     print(f"\n다음: python step5_web_service.py 가 {args.downstream_model_dir}의 체크포인트를 웹으로 서비스합니다.")

@@ -78,7 +78,9 @@ def cmd_train(a):
                                     downstream_model_dir=a.output_dir,
                                     fp16=a.fp16, **kw)
     best, export_dir = fine_tune(args)
+    curve = os.path.join(args.downstream_model_dir, "training_curve.png")
     print(f"가장 좋은 체크포인트: {best}\nHugging Face 형식으로 내보낸 모델: {export_dir}\n"
+          + (f"학습 곡선: {curve}\n" if os.path.exists(curve) else "") +
           f"써 보기: kogen generate \"긍정 아 정말\" --model {export_dir} --do-sample --top-p 0.92")
 
 

@@ -10,6 +10,7 @@ Fixes against ratsnlp: the learning-rate schedule is really applied (returned un
 padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
 """
 import json
+import logging
 import math
 import os
 import random
@@ -17,13 +18,14 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from transformers import get_linear_schedule_with_warmup
 
 from .models import DEFAULT_MODEL
@@ -80,6 +82,8 @@ class GenerationTask(pl.LightningModule):
 
     def __init__(self, model, args):
         super().__init__()
+        if getattr(model, "loss_type", None) is None:
+            model.loss_type = "ForCausalLM"  # what transformers 5 uses anyway, without warning that it guessed
         self.model = model.train()  # see on_train_epoch_start
         self.args = args
         self.val_losses = []
@@ -183,6 +187,76 @@ def describe_run(model_dir):
             f"{c['epochs']} epoch, batch {c['batch_size']}, learning_rate {c['learning_rate']}")
 
 
+UNACTIONABLE = [  # Lightning's and torch's notes a student cannot act on; the course prints what matters
+    r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
+    r"The number of training batches .* is smaller than the logging interval", r".*does not have many workers",
+    r"Precision .* is not supported by the model summary", r".*TPU available.*"]
+
+
+def quiet_lightning():
+    """Lightning's info lines (accelerator, Trainer configuration, its logging advertisement) and warnings
+    that are not the student's to fix stay out of the course's output."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                 "pytorch_lightning.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in UNACTIONABLE:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def clock(seconds):
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+class PlainProgress(ProgressBar):
+    """Progress as plain lines, one every `every` seconds and one per validation: what a redirected run or a
+    log file should show instead of a progress bar redrawn in place."""
+
+    def __init__(self, every=30.0):
+        super().__init__()
+        self.every, self.enabled, self.start, self.last = every, True, 0.0, 0.0
+
+    def disable(self):
+        self.enabled = False
+
+    def enable(self):
+        self.enabled = True
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = self.last = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now, done, total = time.time(), trainer.global_step, trainer.estimated_stepping_batches
+        if not self.enabled or (now - self.last < self.every and done < total):
+            return
+        self.last = now
+        loss = trainer.callback_metrics.get("train_loss_step")
+        left = (now - self.start) / max(done, 1) * (total - done)
+        print(f"  [학습] 스텝 {done:,}/{total:,} ({done / total:.0%})"
+              + (f"  train_loss {loss.item():.3f}" if loss is not None else "")
+              + f"  경과 {clock(now - self.start)}, 남은 시간 약 {clock(left)}", flush=True)
+
+    def on_validation_end(self, trainer, pl_module):
+        if self.enabled and trainer.state.fn == "fit" and "val_loss" in trainer.callback_metrics:
+            print(f"  [검증] 스텝 {trainer.global_step:,}: val_loss {trainer.callback_metrics['val_loss'].item():.3f}",
+                  flush=True)
+
+
+class TrainingCurve(pl.Callback):
+    """At the end of fit, draw metrics.csv as training_curve.png in the model dir (kogen.curves)."""
+
+    def __init__(self):
+        self.path = None
+
+    def on_fit_end(self, trainer, pl_module):
+        from .curves import save_training_curve
+        self.path = save_training_curve(trainer)
+
+
+def training_curve(trainer):
+    """The PNG the TrainingCurve callback wrote for this trainer's fit, or None."""
+    return next((cb.path for cb in trainer.callbacks if isinstance(cb, TrainingCurve)), None)
+
+
 def get_trainer(args, return_trainer_only=True):
     """A Trainer that keeps the best checkpoints as epoch=N-val_loss=X.XX.ckpt (ratsnlp's names)
     and a last.ckpt every `checkpoint_every_n_steps` steps to resume from; the folder is this run's
@@ -194,12 +268,15 @@ def get_trainer(args, return_trainer_only=True):
     last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
     precision = pick_precision(args)
+    quiet_lightning()
+    progress = TQDMProgressBar() if sys.stdout.isatty() else PlainProgress()
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
-        max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
+        max_steps=args.max_steps, default_root_dir=args.downstream_model_dir,
+        callbacks=[best, last, LearningRateMonitor("step"), progress, TrainingCurve()],
         val_check_interval=args.val_check_interval, logger=pl.loggers.CSVLogger(args.downstream_model_dir, name="logs"),
         limit_train_batches=4 if args.test_mode else 1.0, limit_val_batches=4 if args.test_mode else 1.0,
-        log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
+        log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False, enable_model_summary=False,
     )
     return trainer if return_trainer_only else (best, trainer)
 

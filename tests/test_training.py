@@ -2,13 +2,17 @@
 import math
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from kogen import GenerationDeployArguments, GenerationTask, GenerationTrainArguments, get_trainer
+from kogen.curves import read_metrics
 from kogen.deploy import load_checkpoint_state_dict
+from kogen.exercises import REPO
 from kogen.models import load_causal_lm, load_tokenizer, resolve_model
 from kogen.training import best_checkpoint, describe_run, fine_tune, make_dataloaders, resume_path
 
@@ -120,3 +124,21 @@ def test_a_run_with_another_configuration_sets_the_older_checkpoints_aside(nsmc_
     assert best_checkpoint(out) == second.checkpoint_callback.best_model_path
     assert len(list((out / "previous").glob("*/*.ckpt"))) == 3, "the first run's best and last moved too"
     assert "bundled" in describe_run(out) and "1 epoch" in describe_run(out), describe_run(out)
+
+
+def test_step4_output_is_the_courses_own_lines_and_saves_a_training_curve(nsmc_dir, tmp_path):
+    env = dict(os.environ, KOGEN_MODEL="bundled", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", KOGEN_NSMC_DIR=nsmc_dir,
+               KOGEN_CHECKPOINT_DIR=str(tmp_path / "ckpt"), KOGEN_EPOCHS="2", KOGEN_BATCH_SIZE="8",
+               KOGEN_MAX_TRAIN_EXAMPLES="0", KOGEN_MAX_VAL_EXAMPLES="0")
+    r = subprocess.run([sys.executable, "solutions/step4_solution.py"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    for noise in ("litlogger", "GPU available", "TPU available", "Trainer(", "LeafSpec", "loss_type", "Epoch 0/0",
+                  "Params", "UserWarning", "is not empty"):
+        assert noise not in out, f"{noise!r} in step 4's output:\n{out}"
+    assert "[검증] 스텝" in out and "[학습] 스텝 16/16" in out, "plain progress lines when output is not a terminal"
+    curve = re.search(r"학습 곡선 (\S+\.png)", out).group(1)
+    assert open(curve, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.dirname(curve) == str(tmp_path / "ckpt")
+    series = read_metrics(next((tmp_path / "ckpt" / "logs").glob("version_*/metrics.csv")))
+    assert {"train_loss_step", "val_loss", "val_ppl"} <= set(series) and any(k.startswith("lr") for k in series)
