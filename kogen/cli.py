@@ -15,7 +15,9 @@ import json
 import os
 import sys
 
-from .generation import PARAMS
+from .generation import PARAM_BY_NAME, PARAMS
+
+MAX_SAMPLES = 1000  # kogen generate -n: batched in chunks of the web's cap (num_return_sequences' range)
 from .safety.cli import add_bias_parser, add_generate_flags, add_safety_parser
 from .serving.study import add_study_parser
 
@@ -29,8 +31,10 @@ def add_generation_args(p):
         elif prm.kind is str:  # checked by check_params, whose message is Korean (argparse's is not)
             p.add_argument(flag, default=None, help=f"{prm.help} ({' 또는 '.join(prm.choices)})")
         else:
-            extra = ["-n"] if prm.name == "num_return_sequences" else []
-            p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default})")
+            many = prm.name == "num_return_sequences"  # the CLI batches -n in chunks; the web keeps its cap
+            extra = ["-n"] if many else []
+            note = f", 1~{MAX_SAMPLES}개를 {prm.high}개씩 나눠 생성" if many else ""
+            p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default}{note})")
 
 
 def cmd_generate(a):
@@ -38,7 +42,12 @@ def cmd_generate(a):
     from .models import load_model
     from .safety.cli import read_words
     from .safety.filter import bad_words_ids, check_policy, guarded, retry_params
+    from .generation import ParamError
     params = {prm.name: getattr(a, prm.name) for prm in PARAMS}
+    n, chunk = params["num_return_sequences"] or 1, PARAM_BY_NAME["num_return_sequences"].high  # the web's cap
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ParamError("num_return_sequences", f"-n은 1~{MAX_SAMPLES} 사이여야 합니다(받은 값: {n}).")
+    params["num_return_sequences"] = min(n, chunk)
     checked = check_params(params)
     check_prompt(a.prompt), check_policy(a.safety)  # fail before the slow model load
     words = read_words(a.bad_words)
@@ -46,7 +55,15 @@ def cmd_generate(a):
     bad = bad_words_ids(tok, words)
 
     def once(attempt):
-        return generate_completions(model, tok, a.prompt, retry_params(params, attempt), bad_words_ids=bad)
+        """n samples in batches of at most `chunk`; with a seed, batch i gets seed + 1000·i (retries add 1..3)."""
+        texts, completions = [], []
+        for i, start in enumerate(range(0, n, chunk)):
+            p = dict(retry_params(params, attempt), num_return_sequences=min(chunk, n - start))
+            if i and p["seed"] is not None:
+                p["seed"] += 1000 * i
+            t, c = generate_completions(model, tok, a.prompt, p, bad_words_ids=bad)
+            texts, completions = texts + t, completions + c
+        return texts, completions
     texts, _, safety = guarded(once, a.prompt, a.safety, a.safety_threshold, deterministic=not checked["do_sample"])
     for i, text in enumerate(texts):
         verdict = safety.get("outputs", [None] * len(texts))[i]
