@@ -64,7 +64,7 @@ class TodoError(SystemExit):
         lines.append(f"   → {self.lineno}번째 줄의 todo()를 코드로 바꾼 뒤 다시 실행하세요.")
         step = re.search(r"step(\d)", Path(self.filename).name)
         if step and rerun:
-            lines.append(f"   채점: kogen check step{step.group(1)}")
+            lines.append(f"   채점: kogen check step{step.group(1)}   막히면: kogen hint step{step.group(1)}")
         return "\n".join(lines)
 
 

@@ -120,11 +120,18 @@ def main():
     prompt = "이 영화는"
     print(f"\n== 1. 되풀이 막기: {prompt!r}에서 새 토큰 60개 (모두 greedy라 결정적) ==")
     print("방법                     반복 3-gram  시간   생성 결과")
+    texts = {}
     for name, generate in [("greedy", greedy_generate), ("no_repeat_ngram_size=3", no_repeat_generate),
                            ("repetition_penalty=1.5", repetition_penalty_generate)]:
         t = time.perf_counter()
-        text = generate(model, tokenizer, prompt)
+        texts[name] = text = generate(model, tokenizer, prompt)
         print(f"{name:<24} {repeated_ngrams(tokenizer.tokenize(text)):>8}    {time.perf_counter() - t:5.2f}s  {text}")
+    # 되풀이는 토큰으로 셉니다. 한 토큰짜리 말이 두세 번 이어지는 것은 3-gram의 되풀이가 아닙니다
+    tokens = tokenizer.tokenize(texts["no_repeat_ngram_size=3"])
+    twice = next((a for a, b in zip(tokens, tokens[1:]) if a == b), None)
+    if twice:
+        print(f"no_repeat_ngram_size=3 줄에 {twice.lstrip('▁')!r}가 이어져도 되풀이 0이 맞습니다: 그 말이 토큰 하나({twice!r})라서 "
+              f"'{twice} {twice} {twice}'도 3-gram으로는 한 번뿐입니다(토큰 세 개 묶음이 다시 나와야 되풀이).")
     print("no_repeat_ngram_size는 3-gram 되풀이를 0으로 만듭니다(규칙이므로 반드시).\n"
           "repetition_penalty는 되풀이를 줄이지만 막지는 않고, 너무 크면 조사·어미까지 피해 문장이 어색해집니다.")
 

@@ -22,6 +22,8 @@
   KOGEN_MODEL / KOGEN_QUICK (4단계와 같은 규칙: 학습한 모델과 같은 모델이어야 체크포인트가 맞습니다)
 """
 import os
+import socket
+import sys
 import time
 
 import torch
@@ -123,6 +125,10 @@ def main():
           f"\"min_length\": 10, \"max_length\": 40, \"top_p\": 0.92, \"top_k\": 50, \"repetition_penalty\": 1.5, "
           f"\"no_repeat_ngram_size\": 3, \"temperature\": 0.9}}'\n"
           f"(Flask의 개발용 서버입니다. 여럿이 쓰는 서비스에는 kogen serve를 쓰세요: waitress 위에서 돕니다.)")
+    with socket.socket() as s:  # 이미 쓰이는 포트면 Flask의 영어 오류 대신 할 일을 한국어로
+        if s.connect_ex((HOST, PORT)) == 0:
+            sys.exit(f"포트 {PORT}이(가) 이미 쓰이고 있습니다. 켜 둔 서버(다른 터미널의 5단계나 kogen serve)를 끄거나 "
+                     f"KOGEN_PORT=9002 python {os.path.basename(__file__)}처럼 다른 포트를 쓰세요.")
     # BEGIN SOLUTION 서버를 실행하세요(HOST, PORT).
     #   찾아볼 것: Flask의 app.run
     # API: app.run(host=..., port=...)

@@ -3,6 +3,7 @@ on the bundled model, and what they print shows what the step teaches. Steps 4 a
 test_check.py (training on a tiny NSMC folder, serving on a free port)."""
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -66,3 +67,15 @@ def test_solution_docstring_says_what_you_learn_and_how_to_run(step):
     doc = solution_path(step).read_text(encoding="utf-8").split('"""')[1]
     assert "배울 것" in doc and f"kogen check step{step}" in doc and f"solutions/step{step}_solution.py" in doc
 
+
+
+def test_step5_on_a_port_in_use_says_what_to_do_in_korean(free_port, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", free_port))
+        s.listen()
+        env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", KOGEN_MODEL="bundled",
+                   KOGEN_PORT=str(free_port), KOGEN_CHECKPOINT_DIR=str(tmp_path))
+        r = subprocess.run([sys.executable, "solutions/step5_solution.py"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert r.returncode == 1 and f"포트 {free_port}이(가) 이미 쓰이고 있습니다" in r.stderr and "KOGEN_PORT=9002" in r.stderr
+    assert "Address already in use" not in r.stderr, r.stderr
