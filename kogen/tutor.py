@@ -44,7 +44,7 @@ def save_levels(root, levels):
 
 
 def todo_sites(path):
-    """[(todo id, line of its `# TODO` comment, filled in?)] in the student's file, in order."""
+    """[(todo id, line of its hole (the line after the `# TODO` comment block), filled in?)] in order."""
     lines, sites = Path(path).read_text(encoding="utf-8").splitlines(), []
     for i, line in enumerate(lines):
         m = TODO.match(line)
@@ -53,7 +53,7 @@ def todo_sites(path):
             while j < len(lines) and lines[j].strip().startswith("#"):
                 j += 1
             filled = j >= len(lines) or not lines[j].strip().endswith("todo()")
-            sites.append((m.group(1), i + 1, filled))
+            sites.append((m.group(1), j + 1, filled))
     return sites
 
 
