@@ -241,6 +241,24 @@ class PlainProgress(ProgressBar):
                   flush=True)
 
 
+class OneBar(TQDMProgressBar):
+    """In a terminal, one bar for the whole fit: validation runs without a bar of its own and its val_loss
+    shows on the training bar."""
+
+    def on_validation_start(self, trainer, pl_module):
+        pass
+
+    def on_validation_batch_start(self, *args, **kwargs):
+        pass
+
+    def on_validation_batch_end(self, *args, **kwargs):
+        pass
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._train_progress_bar is not None and trainer.state.fn == "fit":
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+
 class TrainingCurve(pl.Callback):
     """At the end of fit, draw metrics.csv as training_curve.png in the model dir (kogen.curves)."""
 
@@ -269,7 +287,7 @@ def get_trainer(args, return_trainer_only=True):
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
     precision = pick_precision(args)
     quiet_lightning()
-    progress = TQDMProgressBar() if sys.stdout.isatty() else PlainProgress()
+    progress = OneBar() if sys.stdout.isatty() else PlainProgress()
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
         max_steps=args.max_steps, default_root_dir=args.downstream_model_dir,

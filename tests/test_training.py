@@ -142,3 +142,11 @@ def test_step4_output_is_the_courses_own_lines_and_saves_a_training_curve(nsmc_d
     assert open(curve, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.dirname(curve) == str(tmp_path / "ckpt")
     series = read_metrics(next((tmp_path / "ckpt" / "logs").glob("version_*/metrics.csv")))
     assert {"train_loss_step", "val_loss", "val_ppl"} <= set(series) and any(k.startswith("lr") for k in series)
+
+
+def test_in_a_terminal_fit_shows_one_bar(nsmc_dir, tmp_path, monkeypatch, capsys):
+    from kogen.training import OneBar
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    _, trainer = fit(tiny_args(nsmc_dir, tmp_path / "out", epochs=1))
+    assert isinstance(trainer.progress_bar_callback, OneBar) and trainer.global_step == 8
+    assert "Validation" not in capsys.readouterr().err, "no second bar for validation"
