@@ -20,7 +20,7 @@ import time
 import torch
 
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
-from kogen.models import load_model
+from kogen.models import load_model, model_label
 
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "skt/kogpt2-base-v2")
 TEMPERATURES = [0.3, 0.7, 1.0, 1.5]
@@ -38,8 +38,8 @@ def greedy_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=
 def no_repeat_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=60):
     """greedy + no_repeat_ngram_size=3: 같은 3-gram이 두 번 나오지 않습니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # TODO 3-1: greedy(do_sample=False)에 no_repeat_ngram_size=3을 더해 생성하세요.
-    #   길이는 max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens
+    # TODO 3-1: greedy에 "같은 3-gram 다시 쓰지 않기"를 더해 생성하세요.
+    #   찾아볼 것: generate의 no_repeat_ngram_size
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 
@@ -47,7 +47,8 @@ def no_repeat_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_toke
 def repetition_penalty_generate(model, tokenizer, prompt, max_new_tokens=60, min_new_tokens=60):
     """greedy + repetition_penalty=1.5: 이미 나온 토큰일수록 덜 고릅니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # TODO 3-2: greedy(do_sample=False)에 repetition_penalty=1.5를 더해 생성하세요.
+    # TODO 3-2: greedy에 반복 벌점 1.5를 더해 생성하세요.
+    #   찾아볼 것: generate의 repetition_penalty
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 
@@ -58,9 +59,9 @@ def temperature_generate(model, tokenizer, prompt, temperature, num_samples=5, m
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # TODO 3-3: 샘플링(do_sample=True)에 temperature=temperature를 주고, 한 번에 num_samples개를 만드세요.
-    #   top_k=0으로 기본 top-k(50)를 꺼야 temperature만의 효과가 보입니다.
-    #   여러 개: num_return_sequences=num_samples. 길이: max_new_tokens=..., min_new_tokens=...
+    # TODO 3-3: 온도 temperature로 샘플 num_samples개를 한 번에 만드세요.
+    #   찾아볼 것: generate의 temperature, num_return_sequences
+    #   기본 top-k(50)를 꺼야 temperature만의 효과가 보입니다.
     output_ids = todo()
     return [tokenizer.decode(ids, skip_special_tokens=True) for ids in output_ids]
 
@@ -70,8 +71,8 @@ def recommended_generate(model, tokenizer, prompt, max_new_tokens=40, min_new_to
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # TODO 3-4: 추천 조합으로 생성하세요: do_sample=True, repetition_penalty=1.5, no_repeat_ngram_size=3,
-    #   temperature=0.9, top_k=50, top_p=0.92 (길이: max_new_tokens=..., min_new_tokens=...)
+    # TODO 3-4: 책의 추천 조합으로 생성하세요: 샘플링 + 되풀이 막기 + 반복 벌점 + temperature + top-k와 top-p
+    #   찾아볼 것: 이 파일 맨 위 설명의 5번(값), 위의 세 함수(인자 이름)
     output_ids = todo()
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
 
@@ -100,16 +101,23 @@ def perplexity(model, tokenizer, text):
 
 def main():
     model, tokenizer, _ = load_model(MODEL_NAME)  # 1단계의 from_pretrained 두 줄 + 장치 선택
-    print(f"모델: {MODEL_NAME} (장치 {model.device})")
+    print(f"모델: {model_label(MODEL_NAME, model.name_or_path)} (장치 {model.device})")
 
     prompt = "이 영화는"
     print(f"\n== 1. 되풀이 막기: {prompt!r}에서 새 토큰 60개 (모두 greedy라 결정적) ==")
     print("방법                     반복 3-gram  시간   생성 결과")
+    texts = {}
     for name, generate in [("greedy", greedy_generate), ("no_repeat_ngram_size=3", no_repeat_generate),
                            ("repetition_penalty=1.5", repetition_penalty_generate)]:
         t = time.perf_counter()
-        text = generate(model, tokenizer, prompt)
+        texts[name] = text = generate(model, tokenizer, prompt)
         print(f"{name:<24} {repeated_ngrams(tokenizer.tokenize(text)):>8}    {time.perf_counter() - t:5.2f}s  {text}")
+    # 되풀이는 토큰으로 셉니다. 한 토큰짜리 말이 두세 번 이어지는 것은 3-gram의 되풀이가 아닙니다
+    tokens = tokenizer.tokenize(texts["no_repeat_ngram_size=3"])
+    twice = next((a for a, b in zip(tokens, tokens[1:]) if a == b), None)
+    if twice:
+        print(f"no_repeat_ngram_size=3 줄에 {twice.lstrip('▁')!r}가 이어져도 되풀이 0이 맞습니다: 그 말이 토큰 하나({twice!r})라서 "
+              f"'{twice} {twice} {twice}'도 3-gram으로는 한 번뿐입니다(토큰 세 개 묶음이 다시 나와야 되풀이).")
     print("no_repeat_ngram_size는 3-gram 되풀이를 0으로 만듭니다(규칙이므로 반드시).\n"
           "repetition_penalty는 되풀이를 줄이지만 막지는 않고, 너무 크면 조사·어미까지 피해 문장이 어색해집니다.")
 

@@ -11,7 +11,7 @@
   python step4_model_training.py     # 실습 파일: '# TODO 4-n' 빈칸의 todo()를 코드로 바꾼 뒤
   python solutions/step4_solution.py # 정답 파일
   kogen check step4                  # 자동 채점 (작은 가짜 데이터로 1분 안에)
-  CPU: 내장 소형 모델, 리뷰 4만 개, 1 epoch — 몇 분. GPU: KoGPT2, 리뷰 15만 개, 3 epoch — 책과 같은 설정.
+  CPU: 내장 소형 모델, 리뷰 4만 개, 1 epoch — 약 9분(2코어). GPU: KoGPT2, 리뷰 15만 개, 3 epoch — 책과 같은 설정.
 
 환경 변수 (모두 선택)
   KOGEN_MODEL           시작 모델 (기본: 빠른 설정이면 bundled, 아니면 skt/kogpt2-base-v2)
@@ -31,7 +31,7 @@ import kogen
 from kogen import GenerationDataset, GenerationTask, GenerationTrainArguments, NsmcCorpus, get_trainer
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
 from kogen.models import load_model
-from kogen.training import best_checkpoint, set_seed
+from kogen.training import best_checkpoint, set_seed, training_curve
 
 QUICK = os.environ.get("KOGEN_QUICK", "0" if torch.cuda.is_available() else "1") == "1"
 MODEL_NAME = os.environ.get("KOGEN_MODEL") or ("bundled" if QUICK else "skt/kogpt2-base-v2")
@@ -51,11 +51,9 @@ def make_args():
     max_val_examples = env_int("KOGEN_MAX_VAL_EXAMPLES", 2_000 if QUICK else 0) or None
     # 작은 내장 모델은 큰 걸음(5e-4)으로 빨리 배우고, 이미 잘 배운 KoGPT2는 작은 걸음(5e-5)으로 조금만 고칩니다
     learning_rate = 5e-4 if QUICK else 5e-5
-    # TODO 4-1: GenerationTrainArguments(...)로 학습 설정을 만드세요. 필드 이름과 넣을 값:
-    #   pretrained_model_name=MODEL_NAME, downstream_corpus_name="nsmc",
-    #   downstream_corpus_root_dir=os.environ.get("KOGEN_NSMC_DIR"), downstream_model_dir=CHECKPOINT_DIR,
-    #   max_seq_length=32, 그리고 위에서 정한 epochs, batch_size, learning_rate,
-    #   max_train_examples, max_val_examples를 같은 이름의 필드로 넘깁니다.
+    # TODO 4-1: 학습 설정을 만드세요: 위에서 정한 값과 환경 변수로.
+    #   찾아볼 것: GenerationTrainArguments의 필드(kogen/training.py)
+    #   시작 모델, 말뭉치 이름("nsmc")과 폴더(KOGEN_NSMC_DIR), 체크포인트 폴더, 최대 길이 32, 그리고 위에서 정한 다섯 값.
     args = todo()
     return args
 
@@ -63,15 +61,13 @@ def make_args():
 def make_dataloaders(args, tokenizer):
     """(train_loader, val_loader): NSMC 리뷰를 "긍정 …</s>" / "부정 …</s>" 토큰 id 배치로."""
     corpus = NsmcCorpus()
-    # TODO 4-2: 학습용(mode="train")과 검증용(mode="test") GenerationDataset을 만드세요.
-    #   GenerationDataset(args=args, tokenizer=tokenizer, corpus=corpus, mode=..., max_examples=...)
-    #   max_examples에는 args.max_train_examples / args.max_val_examples를 줍니다.
+    # TODO 4-2: 학습용과 검증용 데이터셋을 만드세요(NSMC의 train / test 파일).
+    #   찾아볼 것: GenerationDataset의 mode, max_examples
     train_dataset, val_dataset = todo()
     # 배치마다 가장 긴 리뷰에 맞춰 <pad>를 채우고, 손실 계산에서는 <pad> 자리를 뺍니다(labels=-100)
     collate_fn = functools.partial(kogen.data_collator, pad_token_id=tokenizer.pad_token_id)
-    # TODO 4-3: DataLoader 두 개를 만드세요: 학습용은 순서를 섞고(RandomSampler), 검증용은 그대로(SequentialSampler).
-    #   DataLoader(dataset, batch_size=args.batch_size, sampler=..., collate_fn=collate_fn,
-    #              num_workers=args.cpu_workers)
+    # TODO 4-3: DataLoader 두 개를 만드세요: 학습용은 순서를 섞고 검증용은 그대로, 배치는 위의 collate_fn으로 묶습니다.
+    #   찾아볼 것: DataLoader, RandomSampler, SequentialSampler
     train_loader, val_loader = todo()
     return train_loader, val_loader
 
@@ -97,7 +93,7 @@ def show_samples(model, tokenizer, title):
 def main():
     args = make_args()
     set_seed(args.seed)  # 데이터 섞는 순서와 드롭아웃까지 재현되게
-    print("== 1. 학습 설정 ==" + ("  (빠른 설정: CPU에서 몇 분)" if QUICK else "  (전체 설정: 책과 같음)"))
+    print("== 1. 학습 설정 ==" + ("  (빠른 설정: 2코어 CPU에서 약 9분)" if QUICK else "  (전체 설정: 책과 같음)"))
     for name in ("pretrained_model_name", "downstream_corpus_root_dir", "downstream_model_dir", "max_seq_length",
                  "epochs", "batch_size", "learning_rate", "max_train_examples", "max_val_examples"):
         print(f"  {name:<28} {getattr(args, name)}")
@@ -115,8 +111,8 @@ def main():
     trainer = get_trainer(args)
     val_before = trainer.validate(task, val_loader, verbose=False)[0]["val_loss"]
     t = time.perf_counter()
-    # TODO 4-4: trainer.fit으로 학습하세요: task와 함께 학습용·검증용 DataLoader를 넘깁니다.
-    #   trainer.fit(task, train_dataloaders=..., val_dataloaders=...)
+    # TODO 4-4: 학습하세요: task를 학습용 DataLoader로 배우고 검증용으로 잽니다.
+    #   찾아볼 것: Lightning의 trainer.fit
     todo()
     seconds = time.perf_counter() - t
     val_after = trainer.callback_metrics["val_loss"].item()
@@ -127,6 +123,8 @@ def main():
     print(f"  perplexity {torch.exp(torch.tensor(val_before)):.1f} → {torch.exp(torch.tensor(val_after)):.1f}"
           "   (다음 토큰 후보를 평균 몇 개 중에서 망설이는가)")
     print(f"  체크포인트 {best_checkpoint(args.downstream_model_dir)}")
+    # Lightning이 스텝마다 적은 metrics.csv를 그림으로: 손실이 어떻게 내려갔는지, 학습률이 어떻게 바뀌었는지
+    print(f"  학습 곡선 {training_curve(trainer)}   (train/val loss, val perplexity, learning rate)")
 
     show_samples(model, tokenizer, "5. 학습 후: 첫 단어(긍정/부정)에 맞는 리뷰를 씁니다")
     print(f"\n다음: python step5_web_service.py 가 {args.downstream_model_dir}의 체크포인트를 웹으로 서비스합니다.")

@@ -245,7 +245,7 @@ def val_loss(model, loader):
 def check_step4(path, tmp):
     from .deploy import load_checkpoint_state_dict
     from .models import load_causal_lm, resolve_model
-    from .training import GenerationTrainArguments
+    from .training import GenerationTrainArguments, best_checkpoint
     model, tok = bundled()
     data, ckpt_dir = write_tiny_nsmc(Path(tmp, "nsmc")), str(Path(tmp, "checkpoints"))
     settings = dict(KOGEN_MODEL="bundled", KOGEN_NSMC_DIR=data, KOGEN_CHECKPOINT_DIR=ckpt_dir, KOGEN_QUICK="1",
@@ -272,6 +272,8 @@ def check_step4(path, tmp):
            f"{where(m.make_dataloaders)}: 배치가 input_ids·labels를 가진 크기 8의 dict가 아닙니다. "
            f"batch_size=args.batch_size, collate_fn=collate_fn을 넘기세요.")
 
+    # a stale checkpoint of another configuration, named better than any tiny run can be: the run must set it aside
+    fake_checkpoint(ckpt_dir)
     report, log = Path(tmp, "report.txt"), Path(tmp, "step4.log")
     with open(log, "w") as out:
         proc = start_script(path, report, out, **settings)
@@ -286,6 +288,11 @@ def check_step4(path, tmp):
     ckpts = [n for n in names if re.fullmatch(r"epoch=\d+-val_loss=\d+\.\d\d\.ckpt", n)]
     expect(ckpts, f"{ckpt_dir}에 epoch=N-val_loss=X.XX.ckpt 체크포인트가 없습니다(있는 것: {names}). "
                   f"trainer.fit(task, train_dataloaders=..., val_dataloaders=...)로 검증까지 했는지 보세요.")
+    best = os.path.basename(best_checkpoint(ckpt_dir))
+    expect(best != STALE_CHECKPOINT, f"체크포인트 폴더에 다른 설정으로 학습한 이전 실행의 {STALE_CHECKPOINT}가 남아, 이번 실행의 "
+                                     f"결과({[n for n in ckpts if n != best]}) 대신 5단계가 그것을 씁니다. "
+                                     f"Trainer를 get_trainer(args)로 만드세요: 다른 설정의 옛 체크포인트를 previous/로 옮깁니다.")
+    ckpts = [best]
     trained = load_causal_lm(resolve_model("bundled"), "cpu")
     trained.load_state_dict(load_checkpoint_state_dict(str(Path(ckpt_dir, ckpts[0]))))
     before, after = val_loss(model, val_loader), val_loss(trained, val_loader)
@@ -300,6 +307,9 @@ def free_port():
         return s.getsockname()[1]
 
 
+STALE_CHECKPOINT = "epoch=0-val_loss=0.01.ckpt"  # better than any real run
+
+
 def fake_checkpoint(folder):
     """A Lightning-style checkpoint of the bundled model with its weights nudged, so its greedy text differs."""
     import torch
@@ -308,7 +318,7 @@ def fake_checkpoint(folder):
     state = {k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
              for k, v in model.state_dict().items()}
     os.makedirs(folder, exist_ok=True)
-    path = Path(folder, "epoch=0-val_loss=1.23.ckpt")
+    path = Path(folder, STALE_CHECKPOINT)
     torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 0}, path)
     return state
 
@@ -317,6 +327,27 @@ def post(url, body, timeout=60):
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read().decode())
+
+
+def check_sampling(fn, inference_fn, model, prompt, length):
+    """The service must sample: different texts without a seed, and the top_p and temperature it gets take effect."""
+    import torch
+    plain = (prompt, length, length, 1.0, 0, 1.0, 0, 1.0)  # prompt, min/max_length, top_p, top_k, penalty, n-gram, T
+    texts = {clean(inference_fn(*plain)) for _ in range(4)}
+    expect(len(texts) > 1, f"{where(fn)}: inference_fn을 시드 없이 네 번 불렀는데 모두 같은 글입니다. 웹 서비스는 요청마다 다른 글을 "
+                           f"써야 합니다: generate에 do_sample=True를 넘겨 샘플링을 켜세요.")
+    p, t = 0.6, 1.4  # far enough from 1.0 that dropping either changes the text
+    for seed in (11, 12, 13):
+        torch.manual_seed(seed)
+        got = inference_fn(prompt, length, length, p, 0, 1.0, 0, t)
+        ref = functools.partial(reference, prompt, seed=seed, model=model, do_sample=True, top_k=0, min_length=length,
+                                max_length=length)
+        same(got, ref(top_p=p, temperature=t)[0], fn,
+             f"torch.manual_seed({seed}) 뒤 inference_fn({prompt!r}, ..., top_p={p}, top_k=0, temperature={t})",
+             "받은 top_p와 temperature를 그대로 generate에 넘기세요(top_p=top_p, temperature=temperature).",
+             [(ref(top_p=1.0, temperature=t)[0], "top_p가 반영되지 않았습니다: generate에 top_p=top_p를 넘기세요."),
+              (ref(top_p=p, temperature=1.0)[0], "temperature가 반영되지 않았습니다: generate에 temperature=temperature를 "
+                                                 "넘기세요.")])
 
 
 def check_step5(path, tmp):
@@ -352,6 +383,8 @@ def check_step5(path, tmp):
                         f"   기대: {want}\n   실제: {got}\n"
                         f"   힌트: 받은 값을 그대로 generate에 넘기세요(do_sample=True, min_length=min_length, "
                         f"max_length=max_length, top_p=top_p, top_k=top_k, ...).")
+
+    check_sampling(m.make_inference_fn, inference_fn, finetuned, prompt, length)
 
     port, report, log = free_port(), Path(tmp, "report.txt"), Path(tmp, "step5.log")
     body = dict(prompt=prompt, min_length=length, max_length=length, top_p=1.0, top_k=1, repetition_penalty=1.0,
@@ -426,7 +459,7 @@ def pad(text, width):
 def parse_steps(names):
     steps = []
     for name in names:
-        m = re.fullmatch(r"(?:step)?([1-5])(?:_\w+)?(?:\.py)?", Path(name).name)
+        m = re.fullmatch(r"(?:step)?([1-5])(?:_\w+)?(?:\.py)?", Path(name).name, re.I)  # step1, Step1, 1, step1_….py
         if not m:
             raise ValueError(f"'{name}'은(는) 없는 단계입니다. step1 … step5 중에서 고르세요(예: kogen check step2).")
         steps.append(int(m.group(1)))

@@ -8,14 +8,18 @@
     kogen serve --model checkpoints/quick/hf_model
     kogen serve --backend http://127.0.0.1:8000/v1                      # in front of vLLM (or another kogen serve)
     kogen eval --model bundled --preset greedy --preset contrastive --prompts nsmc-test:100 --out reports/eval1
-    kogen check step1
+    kogen check step1            # kogen check --watch: again on every save
+    kogen hint step1             # concept → API → code for the first unfinished or failing TODO
+    kogen reset step1            # the exercise again, the old file kept in .kogen/backup/
 """
 import argparse
 import json
 import os
 import sys
 
-from .generation import PARAMS
+from .generation import PARAM_BY_NAME, PARAMS
+
+MAX_SAMPLES = 1000  # kogen generate -n: batched in chunks of the web's cap (num_return_sequences' range)
 from .safety.cli import add_bias_parser, add_generate_flags, add_safety_parser
 from .serving.study import add_study_parser
 
@@ -29,8 +33,10 @@ def add_generation_args(p):
         elif prm.kind is str:  # checked by check_params, whose message is Korean (argparse's is not)
             p.add_argument(flag, default=None, help=f"{prm.help} ({' 또는 '.join(prm.choices)})")
         else:
-            extra = ["-n"] if prm.name == "num_return_sequences" else []
-            p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default})")
+            many = prm.name == "num_return_sequences"  # the CLI batches -n in chunks; the web keeps its cap
+            extra = ["-n"] if many else []
+            note = f", 1~{MAX_SAMPLES}개를 {prm.high}개씩 나눠 생성" if many else ""
+            p.add_argument(*extra, flag, type=prm.kind, default=None, help=f"{prm.help} (기본 {prm.default}{note})")
 
 
 def cmd_generate(a):
@@ -38,7 +44,12 @@ def cmd_generate(a):
     from .models import load_model
     from .safety.cli import read_words
     from .safety.filter import bad_words_ids, check_policy, guarded, retry_params
+    from .generation import ParamError
     params = {prm.name: getattr(a, prm.name) for prm in PARAMS}
+    n, chunk = params["num_return_sequences"] or 1, PARAM_BY_NAME["num_return_sequences"].high  # the web's cap
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ParamError("num_return_sequences", f"-n은 1~{MAX_SAMPLES} 사이여야 합니다(받은 값: {n}).")
+    params["num_return_sequences"] = min(n, chunk)
     checked = check_params(params)
     check_prompt(a.prompt), check_policy(a.safety)  # fail before the slow model load
     words = read_words(a.bad_words)
@@ -46,7 +57,15 @@ def cmd_generate(a):
     bad = bad_words_ids(tok, words)
 
     def once(attempt):
-        return generate_completions(model, tok, a.prompt, retry_params(params, attempt), bad_words_ids=bad)
+        """n samples in batches of at most `chunk`; with a seed, batch i gets seed + 1000·i (retries add 1..3)."""
+        texts, completions = [], []
+        for i, start in enumerate(range(0, n, chunk)):
+            p = dict(retry_params(params, attempt), num_return_sequences=min(chunk, n - start))
+            if i and p["seed"] is not None:
+                p["seed"] += 1000 * i
+            t, c = generate_completions(model, tok, a.prompt, p, bad_words_ids=bad)
+            texts, completions = texts + t, completions + c
+        return texts, completions
     texts, _, safety = guarded(once, a.prompt, a.safety, a.safety_threshold, deterministic=not checked["do_sample"])
     for i, text in enumerate(texts):
         verdict = safety.get("outputs", [None] * len(texts))[i]
@@ -81,7 +100,9 @@ def cmd_train(a):
     best, export_dir = fine_tune(args)
     if export_dir is None:  # another process of a DDP run; rank 0 reports
         return
+    curve = os.path.join(args.downstream_model_dir, "training_curve.png")
     print(f"가장 좋은 체크포인트: {best}\nHugging Face 형식으로 내보낸 모델: {export_dir}\n"
+          + (f"학습 곡선: {curve}\n" if os.path.exists(curve) else "") +
           f"써 보기: kogen generate \"긍정 아 정말\" --model {export_dir} --do-sample --top-p 0.92")
 
 
@@ -121,7 +142,18 @@ def cmd_eval(a):
 
 def cmd_check(a):
     from .check import main as check_main
-    return check_main(a.steps, a.solutions)
+    from .tutor import watch
+    return watch(a.steps, a.solutions) if a.watch else check_main(a.steps, a.solutions)
+
+
+def cmd_hint(a):
+    from .tutor import hint
+    return hint(a.step)
+
+
+def cmd_reset(a):
+    from .tutor import reset
+    return reset(a.step)
 
 
 def build_parser():
@@ -158,7 +190,7 @@ def build_parser():
     t.add_argument("--strategy", help="auto(기본), ddp, fsdp(GPU만)")
     t.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                    help="혼합 정밀도 (기본: GPU나 bf16 연산을 지원하는 CPU면 켬)")
-    t.add_argument("--quick", action="store_true", help="CPU에서 몇 분: 내장 모델, 1 epoch, 리뷰 4만 개")
+    t.add_argument("--quick", action="store_true", help="2코어 CPU에서 약 9분: 내장 모델, 1 epoch, 리뷰 4만 개")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("serve", help="웹 서비스 (http://127.0.0.1:9001)")
@@ -203,7 +235,14 @@ def build_parser():
     c = sub.add_parser("check", help="실습 파일 자동 채점 (예: kogen check step1)")
     c.add_argument("steps", nargs="*", help="step1 ... step5 (비우면 전부 차례로)")
     c.add_argument("--solutions", action="store_true", help="실습 파일 대신 solutions/ 를 채점")
+    c.add_argument("--watch", action="store_true", help="파일을 저장할 때마다 다시 채점 (끝내기: Ctrl+C)")
     c.set_defaults(func=cmd_check)
+    h = sub.add_parser("hint", help="첫 빈칸(또는 채점에서 실패한 곳)의 다음 힌트: 개념 → API → 코드")
+    h.add_argument("step", help="step1 ... step5 (Step1, 1도 됩니다)")
+    h.set_defaults(func=cmd_hint)
+    r = sub.add_parser("reset", help="실습 파일 하나를 처음 상태로 (원래 파일은 .kogen/backup/에 보관)")
+    r.add_argument("step", help="step1 ... step5")
+    r.set_defaults(func=cmd_reset)
     add_study_parser(sub)  # kogen study create|list|export (kogen/serving/study.py)
     add_safety_parser(sub)  # kogen safety score (kogen/safety/cli.py)
     add_bias_parser(sub)  # kogen bias (kogen/safety/bias.py)

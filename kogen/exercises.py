@@ -5,9 +5,10 @@
 
 The solution is the one source of truth (nbgrader's markers). In solutions/stepN_solution.py:
 
-    # BEGIN SOLUTION 토크나이저를 불러오세요.                  <- the hint, required
+    # BEGIN SOLUTION 토크나이저를 불러오세요. 찾아볼 것: ...   <- the hint (concept + API to look up), required
     #   comment lines right below BEGIN continue the hint      <- kept in the exercise too
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, ...)
+    # API: PreTrainedTokenizerFast.from_pretrained(path, ...)  <- the signature: `kogen hint`'s second level only
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, ...)   <- the code: `kogen hint`'s third level
     # END SOLUTION
 
 becomes, in the exercise,
@@ -20,7 +21,8 @@ The hole keeps what the region defines: `a, b = todo()` when it assigns names, `
 it returns, else a bare `todo()`; so the exercise parses, lints, and stops exactly at its first
 hole. `todo()` raises TodoError, a SystemExit: run as a script it prints a Korean message with the
 TODO's number, file:line and hint instead of a traceback, and student code's `except Exception`
-cannot swallow it.
+cannot swallow it. Any other uncaught error in a course file ends with the same Korean explanation
+`kogen check` gives (see course_excepthook).
 """
 import argparse
 import ast
@@ -30,6 +32,7 @@ import os
 import re
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +64,7 @@ class TodoError(SystemExit):
         lines.append(f"   → {self.lineno}번째 줄의 todo()를 코드로 바꾼 뒤 다시 실행하세요.")
         step = re.search(r"step(\d)", Path(self.filename).name)
         if step and rerun:
-            lines.append(f"   채점: kogen check step{step.group(1)}")
+            lines.append(f"   채점: kogen check step{step.group(1)}   막히면: kogen hint step{step.group(1)}")
         return "\n".join(lines)
 
 
@@ -95,6 +98,17 @@ def todo():
     raise TodoError(*hint_above(filename, lineno), filename, lineno)
 
 
+def course_excepthook(kind, exc, tb):
+    """Every course file imports `todo`, so importing this module is where a step gets its Korean help:
+    an uncaught error ends with kogen check's explanation (kogen.explain) under a short traceback."""
+    from .explain import excepthook
+    excepthook(kind, exc, tb)
+
+
+if sys.excepthook is sys.__excepthook__:  # leave IPython's or a debugger's hook alone
+    sys.excepthook = course_excepthook
+
+
 # --- making exercises -------------------------------------------------------------------------
 
 def hole(body, where):
@@ -116,39 +130,63 @@ def hole(body, where):
     return f"{', '.join(names)} = todo()" if names else "todo()"
 
 
-def make_exercise(source, step, name="solution"):
-    """The exercise text for a solution's text: every marked region becomes a numbered TODO."""
-    lines, out, n, i = source.splitlines(), [], 0, 0
+API = re.compile(r"^\s*# API: ?(.*?)\s*$")
+
+
+@dataclass
+class Region:
+    """One BEGIN/END SOLUTION region: its three hint levels (concept → API → code) and where it is."""
+    start: int           # index of the BEGIN line
+    end: int             # index of the END line
+    indent: str
+    concept: list        # the BEGIN text and the comment lines below it: kept in the exercise
+    api: list            # `# API:` comment lines: the signature, shown only by `kogen hint`
+    body: list           # the code
+
+
+def regions(source, name="solution"):
+    """The solution's marked regions, in order; MarkerError for markers that cannot make an exercise."""
+    lines, found, i = source.splitlines(), [], 0
     while i < len(lines):
         m = BEGIN.match(lines[i])
         if not m:
             if END.match(lines[i]):
                 raise MarkerError(f"{name}:{i + 1}: BEGIN SOLUTION 없이 END SOLUTION이 나왔습니다.")
-            out.append(lines[i])
             i += 1
             continue
-        indent, hint, start = m.group(1), m.group(2), i + 1
-        if not hint:
+        region, start = Region(i, -1, m.group(1), [m.group(2)], [], []), i + 1
+        if not m.group(2):
             raise MarkerError(f"{name}:{start}: BEGIN SOLUTION 뒤에 한국어 힌트를 쓰세요(예: '# BEGIN SOLUTION 모델을 불러오세요').")
         i += 1
-        notes = []  # comment lines right below BEGIN continue the hint
         while i < len(lines) and lines[i].strip().startswith("#") and not END.match(lines[i]) \
-                and not BEGIN.match(lines[i]):
-            notes.append(lines[i])
+                and not BEGIN.match(lines[i]):  # comment lines right below BEGIN continue the hint
+            api = API.match(lines[i])
+            region.api.append(api.group(1)) if api else region.concept.append(lines[i])
             i += 1
-        body = []
         while i < len(lines) and not END.match(lines[i]):
             if BEGIN.match(lines[i]):
                 raise MarkerError(f"{name}:{i + 1}: {start}번째 줄의 BEGIN SOLUTION이 닫히기 전에 또 BEGIN SOLUTION이 나왔습니다.")
-            body.append(lines[i])
+            region.body.append(lines[i])
             i += 1
         if i == len(lines):
             raise MarkerError(f"{name}:{start}: BEGIN SOLUTION을 닫는 END SOLUTION이 없습니다.")
+        region.end = i
+        found.append(region)
         i += 1
-        n += 1
-        out += [f"{indent}# TODO {step}-{n}: {hint}", *notes, indent + hole(body, f"{name}:{start}")]
-    if n == 0:
+    if not found:
         raise MarkerError(f"{name}: BEGIN SOLUTION 표시가 하나도 없습니다. 실습 파일에는 빈칸이 있어야 합니다.")
+    return found
+
+
+def make_exercise(source, step, name="solution"):
+    """The exercise text for a solution's text: every marked region becomes a numbered TODO."""
+    lines, out, done = source.splitlines(), [], 0
+    for n, r in enumerate(regions(source, name), 1):
+        out += lines[done:r.start]
+        out += [f"{r.indent}# TODO {step}-{n}: {r.concept[0]}", *r.concept[1:],
+                r.indent + hole(r.body, f"{name}:{r.start + 1}")]
+        done = r.end + 1
+    out += lines[done:]
     if not IMPORTS_TODO.search(source):
         raise MarkerError(f"{name}: 'from kogen.exercises import todo'가 없어 실습 파일의 todo()가 정의되지 않습니다.")
     return "\n".join(out) + "\n"

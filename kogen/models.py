@@ -112,6 +112,13 @@ def resolve_model(name=None, fallback=True):
     return str(BUNDLED_MODEL_DIR)
 
 
+def model_label(name, path):
+    """What a step prints as the model: the name asked for, or that the bundled model stands in for it."""
+    if Path(path).resolve() != BUNDLED_MODEL_DIR:
+        return name
+    return "bundled (내장 소형 모델)" if name == "bundled" else f"내장 소형 모델 ({name} 대신)"
+
+
 def read_config(path):
     with open(Path(path) / "config.json", encoding="utf-8") as f:
         return json.load(f)

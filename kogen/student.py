@@ -1,114 +1,25 @@
-"""Running a student's file and explaining what went wrong in it, in Korean.
+"""Running a student's file for `kogen check`; what went wrong is explained by kogen.explain.
 
 Whatever a student's file does wrong (a TODO left, a syntax error, a misspelt argument, a wrong type)
 ends as a message naming the file:line, the statement and a likely fix. Scripts run in a child
 process through `python -m kogen.check --run FILE REPORT`, which writes that message to REPORT.
 """
-import builtins
 import contextlib
-import difflib
 import importlib.util
 import inspect
 import linecache
 import os
-import re
 import runpy
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 from .exercises import REPO, STEPS, TodoError, display_path
+from .explain import explain  # noqa: F401  (kogen.check imports it from here)
 
-# names a student might misspell: generate's settings and the course API's arguments
-KNOWN_ARGS = ["input_ids", "attention_mask", "max_new_tokens", "min_new_tokens", "max_length", "min_length",
-              "do_sample", "num_beams", "top_k", "top_p", "temperature", "repetition_penalty", "no_repeat_ngram_size",
-              "num_return_sequences", "pad_token_id", "eos_token_id", "early_stopping", "length_penalty",
-              "bos_token", "eos_token", "unk_token", "pad_token", "mask_token", "return_tensors", "skip_special_tokens",
-              "pretrained_model_name", "downstream_corpus_name", "downstream_corpus_root_dir", "downstream_model_dir",
-              "downstream_model_checkpoint_fpath", "max_seq_length", "batch_size", "learning_rate", "epochs", "seed",
-              "max_train_examples", "max_val_examples", "args", "tokenizer", "corpus", "mode", "max_examples",
-              "sampler", "collate_fn", "num_workers", "train_dataloaders", "val_dataloaders", "model", "model_name",
-              "device", "host", "port", "keepdim", "dim"]
-NUMERIC_ARGS = {"max_new_tokens", "min_new_tokens", "max_length", "min_length", "num_beams", "top_k", "top_p",
-                "temperature", "repetition_penalty", "no_repeat_ngram_size", "num_return_sequences", "max_seq_length",
-                "batch_size", "learning_rate", "epochs", "seed", "port", "dim"}
 
 class CheckFailed(Exception):
     """The student's code ran but did not do what the step asks; the message says what and where."""
-
-
-# --- explaining errors in a student's file ------------------------------------------------------
-
-def student_frame(tb, path):
-    """The innermost traceback entry inside the student's file (where to look), or None."""
-    target = os.path.realpath(path)
-    entries = [(fs, frame) for fs, (frame, _) in zip(traceback.extract_tb(tb), traceback.walk_tb(tb))
-               if os.path.realpath(fs.filename) == target]
-    return entries[-1] if entries else (None, None)
-
-
-def statement_text(filename, first, last):
-    return "\n".join(linecache.getline(filename, n).rstrip() for n in range(first, (last or first) + 1)).strip()
-
-
-def suggest(name, candidates):
-    close = difflib.get_close_matches(name, [c for c in candidates if c != name], n=1, cutoff=0.6)
-    return f" 혹시 '{close[0]}'을(를) 쓰려던 것인가요?" if close else ""
-
-
-def likely_fix(exc, code, frame):
-    """A Korean sentence on what probably went wrong, from the exception and the failing statement."""
-    msg = str(exc)
-    quoted = re.findall(r"\b(\w+)\s*=\s*(['\"])([-+.\d]+)\2", code)  # top_k="50": a number in quotes
-    numeric = [(n, v) for n, _, v in quoted if n in NUMERIC_ARGS]
-    if numeric and isinstance(exc, (TypeError, ValueError)):
-        n, v = numeric[0]
-        return f"{n}에 문자열 \"{v}\"을(를) 넘겼습니다. 따옴표를 빼고 숫자 {v}(으)로 쓰세요."
-    unused = re.search(r"model_kwargs` are not used by the model: \[(.*?)\]", msg)
-    if unused:
-        names = re.findall(r"'(\w+)'", unused.group(1))
-        return (f"generate가 모르는 인자 {', '.join(names)}을(를) 넘겼습니다. 이름의 철자를 확인하세요."
-                + suggest(names[0], KNOWN_ARGS) if names else "generate에 모르는 인자를 넘겼습니다.")
-    unexpected = re.search(r"unexpected keyword argument '(\w+)'", msg)
-    if unexpected:
-        return f"'{unexpected.group(1)}'(이)라는 인자는 없습니다. 이름의 철자를 확인하세요." + suggest(unexpected.group(1), KNOWN_ARGS)
-    if isinstance(exc, NameError) and getattr(exc, "name", None):
-        pool = list(vars(builtins)) + (list(frame.f_globals) + list(frame.f_locals) if frame else [])
-        return (f"'{exc.name}'이(가) 정의되지 않았습니다. 철자가 맞는지, import나 앞 줄의 정의를 빠뜨리지 않았는지 보세요."
-                + suggest(exc.name, pool))
-    if isinstance(exc, AttributeError) and getattr(exc, "name", None):
-        return f"'{exc.name}'(이)라는 속성이나 메서드가 없습니다." + suggest(exc.name, dir(getattr(exc, "obj", None)))
-    if isinstance(exc, (TypeError, ValueError)) and "generate(" in code:
-        return "generate에 넘긴 값의 종류를 확인하세요: 길이·개수는 정수, top_p·temperature는 실수, do_sample은 True/False입니다."
-    if isinstance(exc, RuntimeError) and ("size mismatch" in msg or "Missing key" in msg):
-        return "체크포인트와 모델이 맞지 않습니다. 4단계에서 학습한 모델과 같은 KOGEN_MODEL을 쓰세요."
-    if isinstance(exc, OSError) and "Address already in use" in msg:
-        return "포트가 이미 쓰이고 있습니다. 켜 둔 서버를 끄거나 KOGEN_PORT=9002처럼 다른 포트를 쓰세요."
-    return "이 줄을 정답 파일(solutions/)의 같은 부분과 비교해 보세요."
-
-
-def explain(exc, path):
-    """The Korean message for an exception raised while running the student's file at `path`."""
-    if isinstance(exc, TodoError):
-        return exc.message(rerun=False)
-    if isinstance(exc, SyntaxError):
-        where = f"{display_path(exc.filename or str(path))}:{exc.lineno}"
-        text = (exc.text or "").rstrip()
-        caret = " " * max(0, (exc.offset or 1) - 1 - (len(text) - len(text.lstrip()))) + "^"
-        kind = "들여쓰기 오류" if isinstance(exc, IndentationError) else "문법 오류"
-        return (f"{kind} ({where}): {exc.msg}\n   {text.strip()}\n   {caret}\n"
-                f"   고칠 곳: 괄호와 따옴표의 짝, 줄 끝의 쉼표·콜론, 들여쓰기(스페이스 4칸)를 확인하세요. "
-                f"오류는 표시된 줄이나 바로 앞 줄에 있습니다.")
-    fs, frame = student_frame(exc.__traceback__, path)
-    first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-    if fs is None:  # raised before any line of the file ran (an import inside kogen, say)
-        return f"{display_path(str(path))}을(를) 실행하다 오류가 났습니다.\n   {first}"
-    code = statement_text(fs.filename, fs.lineno, getattr(fs, "end_lineno", None))
-    code_lines = code.splitlines()
-    shown = "\n".join("   | " + line for line in code_lines[:6]) + ("\n   | ..." if len(code_lines) > 6 else "")
-    return (f"{display_path(fs.filename)}:{fs.lineno}에서 오류: {first}\n{shown}\n"
-            f"   고칠 곳: {likely_fix(exc, code, frame)}")
 
 
 # --- running a student's file ---------------------------------------------------------------------

@@ -16,17 +16,20 @@ Fixes against ratsnlp: the learning-rate schedule is really applied (returned un
 padding is out of the loss (see data.data_collator); checkpoints load with weights_only=True.
 """
 import json
+import logging
 import math
 import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import RandomSampler
 from transformers import get_linear_schedule_with_warmup
@@ -143,6 +146,8 @@ class GenerationTask(pl.LightningModule):
 
     def __init__(self, model, args):
         super().__init__()
+        if getattr(model, "loss_type", None) is None:
+            model.loss_type = "ForCausalLM"  # what transformers 5 uses anyway, without warning that it guessed
         self.model = model.train()  # see on_train_epoch_start
         self.args = args
         self.val_losses = []
@@ -214,23 +219,162 @@ def pick_precision(args):
     return "bf16-mixed" if mixed else "32-true"
 
 
+RUN_FILE = "run.json"  # the configuration and start time of the run whose checkpoints the folder holds
+SAME_RUN_IGNORES = ("downstream_model_dir", "checkpoint_every_n_steps", "cpu_workers", "accelerator", "fp16")
+
+
+def run_config(args):
+    return {k: v for k, v in asdict(args).items() if k not in SAME_RUN_IGNORES}
+
+
+def start_run(args):
+    """Make the model dir this run's: checkpoints of an earlier run with another configuration (another
+    validation set, so their val_loss is not comparable) move to previous/<its start time>/, so the best
+    checkpoint in the folder, which step 5 serves, is always this configuration's. The same configuration
+    with a last.ckpt is a run to resume, and stays."""
+    folder = Path(args.downstream_model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) != 0:
+        return  # DDP's other processes: rank 0 decided before it launched them
+    old = json.loads((folder / RUN_FILE).read_text(encoding="utf-8")) if (folder / RUN_FILE).exists() else None
+    ckpts = sorted(folder.glob("*.ckpt"))
+    same = old["config"] == run_config(args) if old else (folder / "last.ckpt").exists()
+    if ckpts and not same:
+        stamp = (old or {}).get("started") or time.strftime("%Y%m%d-%H%M%S", time.localtime(ckpts[0].stat().st_mtime))
+        aside = folder / "previous" / stamp.replace(":", "")
+        aside.mkdir(parents=True, exist_ok=True)
+        for p in ckpts + ([folder / RUN_FILE] if old else []):
+            os.replace(p, aside / p.name)
+        print(f"[kogen] {folder}에 있던 다른 설정의 이전 실행 체크포인트 {len(ckpts)}개를 {aside}로 옮겼습니다 "
+              f"(검증 데이터가 달라 val_loss를 비교할 수 없습니다). 이 폴더의 체크포인트는 이번 실행의 것입니다.",
+              file=sys.stderr)
+    if not same or not old:
+        run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": run_config(args)}
+        (folder / RUN_FILE).write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def describe_run(model_dir):
+    """One Korean line on the run whose checkpoints `model_dir` holds (what step 5 says it serves)."""
+    path = Path(model_dir, RUN_FILE)
+    if not path.exists():
+        return "학습 기록(run.json)이 없는 폴더입니다"
+    run = json.loads(path.read_text(encoding="utf-8"))
+    c = run["config"]
+    n = f"{c['max_train_examples']:,}개" if c.get("max_train_examples") else "전부"
+    return (f"{run['started'].replace('T', ' ')}에 시작한 실행: {c['pretrained_model_name']}, 학습 예제 {n}, "
+            f"{c['epochs']} epoch, batch {c['batch_size']}, learning_rate {c['learning_rate']}")
+
+
+UNACTIONABLE = [  # Lightning's and torch's notes a student cannot act on; the course prints what matters
+    r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
+    r"The number of training batches .* is smaller than the logging interval", r".*does not have many workers",
+    r"Precision .* is not supported by the model summary", r".*TPU available.*"]
+
+
+def quiet_lightning():
+    """Lightning's info lines (accelerator, Trainer configuration, its logging advertisement) and warnings
+    that are not the student's to fix stay out of the course's output."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                 "pytorch_lightning.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in UNACTIONABLE:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def clock(seconds):
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+class PlainProgress(ProgressBar):
+    """Progress as plain lines, one every `every` seconds and one per validation: what a redirected run or a
+    log file should show instead of a progress bar redrawn in place."""
+
+    def __init__(self, every=30.0):
+        super().__init__()
+        self.every, self.enabled, self.start, self.last = every, True, 0.0, 0.0
+
+    def disable(self):
+        self.enabled = False
+
+    def enable(self):
+        self.enabled = True
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = self.last = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now, done, total = time.time(), trainer.global_step, trainer.estimated_stepping_batches
+        if not self.enabled or (now - self.last < self.every and done < total):
+            return
+        self.last = now
+        loss = trainer.callback_metrics.get("train_loss_step")
+        left = (now - self.start) / max(done, 1) * (total - done)
+        print(f"  [학습] 스텝 {done:,}/{total:,} ({done / total:.0%})"
+              + (f"  train_loss {loss.item():.3f}" if loss is not None else "")
+              + f"  경과 {clock(now - self.start)}, 남은 시간 약 {clock(left)}", flush=True)
+
+    def on_validation_end(self, trainer, pl_module):
+        if self.enabled and trainer.state.fn == "fit" and "val_loss" in trainer.callback_metrics:
+            print(f"  [검증] 스텝 {trainer.global_step:,}: val_loss {trainer.callback_metrics['val_loss'].item():.3f}",
+                  flush=True)
+
+
+class OneBar(TQDMProgressBar):
+    """In a terminal, one bar for the whole fit: validation runs without a bar of its own and its val_loss
+    shows on the training bar."""
+
+    def on_validation_start(self, trainer, pl_module):
+        pass
+
+    def on_validation_batch_start(self, *args, **kwargs):
+        pass
+
+    def on_validation_batch_end(self, *args, **kwargs):
+        pass
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._train_progress_bar is not None and trainer.state.fn == "fit":
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+
+class TrainingCurve(pl.Callback):
+    """At the end of fit, draw metrics.csv as training_curve.png in the model dir (kogen.curves)."""
+
+    def __init__(self):
+        self.path = None
+
+    def on_fit_end(self, trainer, pl_module):
+        from .curves import save_training_curve
+        self.path = save_training_curve(trainer)
+
+
+def training_curve(trainer):
+    """The PNG the TrainingCurve callback wrote for this trainer's fit, or None."""
+    return next((cb.path for cb in trainer.callbacks if isinstance(cb, TrainingCurve)), None)
+
+
 def get_trainer(args, return_trainer_only=True):
     """A Trainer that keeps the best checkpoints as epoch=N-val_loss=X.XX.ckpt (ratsnlp's names)
-    and a last.ckpt every `checkpoint_every_n_steps` steps to resume from."""
+    and a last.ckpt every `checkpoint_every_n_steps` steps to resume from; the folder is this run's
+    (see start_run)."""
     mode, _, metric = args.monitor.partition(" ")
-    os.makedirs(args.downstream_model_dir, exist_ok=True)
+    start_run(args)
     best = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="{epoch}-{val_loss:.2f}", monitor=metric,
                            mode=mode, save_top_k=args.save_top_k, enable_version_counter=False)
     last = ModelCheckpoint(dirpath=args.downstream_model_dir, filename="last", save_top_k=0, save_last=True,
                            every_n_train_steps=args.checkpoint_every_n_steps, enable_version_counter=False)
     precision = pick_precision(args)
+    quiet_lightning()
+    progress = OneBar() if sys.stdout.isatty() else PlainProgress()
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
         precision=precision, max_epochs=args.epochs,
-        max_steps=args.max_steps, default_root_dir=args.downstream_model_dir, callbacks=[best, last],
+        max_steps=args.max_steps, default_root_dir=args.downstream_model_dir,
+        callbacks=[best, last, LearningRateMonitor("step"), progress, TrainingCurve()],
         val_check_interval=args.val_check_interval, logger=pl.loggers.CSVLogger(args.downstream_model_dir, name="logs"),
         limit_train_batches=4 if args.test_mode else 1.0, limit_val_batches=4 if args.test_mode else 1.0,
         log_every_n_steps=args.log_every_n_steps, num_sanity_val_steps=0, deterministic=False,
+        enable_model_summary=False,
     )
     return trainer if return_trainer_only else (best, trainer)
 

@@ -20,25 +20,31 @@ import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
-from kogen.models import resolve_model
+from kogen.models import model_label, resolve_model
 
-# BEGIN SOLUTION 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 "skt/kogpt2-base-v2"
-#   os.environ.get(이름, 기본값)
+# BEGIN SOLUTION 쓸 모델의 이름: 환경 변수 KOGEN_MODEL이 있으면 그 값, 없으면 기본 허브 id "skt/kogpt2-base-v2".
+#   찾아볼 것: os.environ.get
+# API: os.environ.get(이름, 기본값) → 환경 변수가 없으면 기본값
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "skt/kogpt2-base-v2")
 # END SOLUTION
 PROMPTS = ["안녕하세요", "이 영화는", "배우들의 연기가"]
+LONG = 150  # 캐시의 효과를 볼 만큼 긴 글(새 토큰 수)
 
 
 def load_model_and_tokenizer(name):
     """(model, tokenizer): 허브 id(또는 폴더)에서 GPT-2 모델과 KoGPT2 토크나이저를 불러옵니다."""
     # 허브 id → 내려받아 둔 폴더. 인터넷이 없으면 내장 소형 모델 폴더로 바꾸고 한 줄로 알려 줍니다
     path = resolve_model(name)
-    # BEGIN SOLUTION GPT2LMHeadModel.from_pretrained(path)로 모델을 불러오세요.
+    # BEGIN SOLUTION 사전학습된 GPT-2 모델을 path에서 불러오세요.
+    #   찾아볼 것: GPT2LMHeadModel.from_pretrained
+    # API: GPT2LMHeadModel.from_pretrained(폴더_또는_허브_id) → 모델
     model = GPT2LMHeadModel.from_pretrained(path)
     # END SOLUTION
-    # BEGIN SOLUTION PreTrainedTokenizerFast.from_pretrained(path, ...)로 토크나이저를 불러오세요.
-    #   KoGPT2의 특수 토큰을 이름으로 알려 줘야 합니다:
-    #   bos_token="</s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>"
+    # BEGIN SOLUTION KoGPT2 토크나이저를 path에서 불러오세요.
+    #   찾아볼 것: PreTrainedTokenizerFast.from_pretrained
+    #   KoGPT2는 특수 토큰(bos, eos, unk, pad, mask)의 이름을 직접 알려 줘야 합니다(README_stepwise_learning.md 1단계).
+    # API: PreTrainedTokenizerFast.from_pretrained(path, bos_token=..., eos_token=..., unk_token=..., pad_token=..., mask_token=...)
+    # API: KoGPT2의 값: bos·eos는 "</s>", unk는 "<unk>", pad는 "<pad>", mask는 "<mask>"
     tokenizer = PreTrainedTokenizerFast.from_pretrained(
         path, bos_token="</s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
     # END SOLUTION
@@ -50,8 +56,9 @@ def load_model_and_tokenizer(name):
 def greedy_generate(model, tokenizer, prompt, max_new_tokens=30, min_new_tokens=0):
     """prompt를 greedy 디코딩으로 이어 쓴 글(프롬프트와 특수 토큰 포함)."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)  # (1, T)
-    # BEGIN SOLUTION model.generate로 greedy 디코딩(do_sample=False)을 하세요.
-    #   model.generate(input_ids, do_sample=False, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens)
+    # BEGIN SOLUTION greedy 디코딩(샘플링 없이 매번 가장 높은 점수)으로 이어 쓰세요.
+    #   찾아볼 것: model.generate의 do_sample, max_new_tokens, min_new_tokens
+    # API: model.generate(input_ids, do_sample=..., max_new_tokens=..., min_new_tokens=...) → (1, T + 새 토큰 수)
     output_ids = model.generate(input_ids, do_sample=False, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -59,16 +66,19 @@ def greedy_generate(model, tokenizer, prompt, max_new_tokens=30, min_new_tokens=
 
 
 @torch.no_grad()  # 학습이 아니니 기울기를 계산하지 않습니다: 빠르고 메모리도 덜 씁니다
-def greedy_by_hand(model, tokenizer, prompt, max_new_tokens=30):
+def greedy_by_hand(model, tokenizer, prompt, max_new_tokens=30, min_new_tokens=0):
     """model.generate(do_sample=False)가 속에서 하는 일을 그대로 풀어 쓴 루프."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)  # (1, T)
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         # forward: 위치마다 '다음 토큰'의 점수(logits)가 어휘 크기만큼 나옵니다
         logits = model(input_ids).logits  # (1, T, vocab)
         # 마지막 위치만 봅니다: 지금 문장 바로 다음에 올 토큰의 점수
         next_logits = logits[:, -1, :]  # (1, vocab)
-        # BEGIN SOLUTION greedy: 점수가 가장 큰 토큰의 id를 고르세요. 모양은 (1, 1)이어야 이어 붙일 수 있습니다.
-        #   next_logits.argmax(dim=-1, keepdim=True)
+        if step < min_new_tokens:  # min_new_tokens: 그만큼 쓰기 전에는 </s>를 고르지 못하게 점수를 -∞로
+            next_logits[:, tokenizer.eos_token_id] = float("-inf")
+        # BEGIN SOLUTION greedy: 점수가 가장 큰 토큰의 id를 고르세요. 이어 붙이려면 모양이 (1, 1)이어야 합니다.
+        #   찾아볼 것: Tensor.argmax의 dim, keepdim
+        # API: next_logits.argmax(dim=..., keepdim=...): 마지막 차원(어휘)에서 고르고, 그 차원을 크기 1로 남깁니다
         next_id = next_logits.argmax(dim=-1, keepdim=True)  # (1, 1)
         # END SOLUTION
         # 이어 붙이기: 다음 반복에서는 늘어난 문장 전체를 다시 넣습니다
@@ -89,9 +99,9 @@ def main():
     t = time.perf_counter()
     model, tokenizer = load_model_and_tokenizer(MODEL_NAME)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"모델: {MODEL_NAME} ({n_params / 1e6:.1f}M 매개변수, 층 {model.config.n_layer}개, "
-          f"어휘 {model.config.vocab_size}개, 장치 {model.device}) — 불러오는 데 {time.perf_counter() - t:.1f}초\n"
-          f"  불러온 폴더: {model.name_or_path}")
+    print(f"모델: {model_label(MODEL_NAME, model.name_or_path)} ({n_params / 1e6:.1f}M 매개변수, "
+          f"층 {model.config.n_layer}개, 어휘 {model.config.vocab_size}개, 장치 {model.device}) — "
+          f"불러오는 데 {time.perf_counter() - t:.1f}초\n  불러온 폴더: {model.name_or_path}")
 
     print("\n== 1. 토큰화: 문장 → 토큰 id ==")
     for prompt in PROMPTS:
@@ -121,8 +131,17 @@ def main():
         ref = greedy_generate(model, tokenizer, prompt, max_new_tokens=30)
         t2 = time.perf_counter()
         print(f"{t1 - t0:5.2f}s {t2 - t1:8.2f}s   {'✅' if mine == ref else '❌'}   {mine}")
+    # 짧은 글에서는 차이가 작습니다. 캐시의 효과는 길이가 길어야 보입니다
+    n = min(LONG, model.config.n_positions - 8)
+    t0 = time.perf_counter()
+    mine = greedy_by_hand(model, tokenizer, PROMPTS[1], max_new_tokens=n, min_new_tokens=n)
+    t1 = time.perf_counter()
+    ref = greedy_generate(model, tokenizer, PROMPTS[1], max_new_tokens=n, min_new_tokens=n)
+    t2 = time.perf_counter()
+    print(f"새 토큰 {n}개: 루프 {t1 - t0:.2f}s, generate {t2 - t1:.2f}s — generate가 {(t1 - t0) / (t2 - t1):.1f}배 빠름, "
+          f"같은 글 {'✅' if mine == ref else '❌'}")
     print("결과는 같고, 차이는 속도뿐입니다. generate는 앞 토큰들의 key/value를 캐시에 두고(use_cache) 새 토큰 하나만\n"
-          "계산하지만, 우리 루프는 매번 문장 전체를 다시 계산하므로 글이 길수록 느려집니다.")
+          "계산하지만, 우리 루프는 매번 문장 전체를 다시 계산합니다. 그래서 글이 길수록 차이가 커집니다(루프의 일은 길이의 제곱에 비례).")
 
     print("\n== 4. greedy의 약점: 길게 만들면 되풀이합니다 ==")
     prompt = PROMPTS[1]

@@ -18,7 +18,7 @@ import time
 import torch
 
 from kogen.exercises import todo  # noqa: F401  (실습 파일의 빈칸)
-from kogen.models import load_model
+from kogen.models import load_model, model_label
 
 MODEL_NAME = os.environ.get("KOGEN_MODEL", "skt/kogpt2-base-v2")
 PROMPTS = ["안녕하세요", "이 영화는"]
@@ -37,8 +37,9 @@ def greedy_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min
 def beam_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MIN_NEW_TOKENS):
     """beam search: 매 단계 점수가 높은 후보 3개를 함께 키워 끝까지 가장 좋은 문장을 고릅니다."""
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
-    # BEGIN SOLUTION beam search로 생성하세요: greedy 호출에 num_beams=3을 더합니다.
-    #   model.generate(input_ids, do_sample=False, num_beams=3, max_new_tokens=..., min_new_tokens=...)
+    # BEGIN SOLUTION beam search로 생성하세요: 후보 문장 3개를 함께 키웁니다.
+    #   찾아볼 것: generate의 num_beams
+    # API: model.generate(input_ids, do_sample=False, num_beams=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=False, num_beams=3, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -51,7 +52,9 @@ def top_k_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)  # 같은 시드 → 같은 난수 → 같은 샘플
-    # BEGIN SOLUTION top-k 샘플링으로 생성하세요: do_sample=True로 샘플링을 켜고 top_k=50을 줍니다.
+    # BEGIN SOLUTION top-k 샘플링으로 생성하세요: 확률 상위 50개 토큰 안에서 확률대로 뽑습니다.
+    #   찾아볼 것: generate의 do_sample, top_k
+    # API: model.generate(input_ids, do_sample=..., top_k=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=True, top_k=50, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
@@ -64,12 +67,40 @@ def top_p_generate(model, tokenizer, prompt, max_new_tokens=MAX_NEW_TOKENS, min_
     input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
     if seed is not None:
         torch.manual_seed(seed)
-    # BEGIN SOLUTION top-p 샘플링으로 생성하세요: do_sample=True, top_p=0.92.
-    #   transformers는 top_k=50을 기본으로 함께 켜므로, 순수한 top-p가 되게 top_k=0으로 끕니다.
+    # BEGIN SOLUTION top-p(nucleus) 샘플링으로 생성하세요: 누적 확률 0.92까지의 토큰 안에서 뽑습니다.
+    #   찾아볼 것: generate의 top_p
+    #   transformers는 top-k(50)를 기본으로 함께 켭니다. 순수한 top-p가 되게 top-k를 끄세요(0이면 끔).
+    # API: model.generate(input_ids, do_sample=..., top_p=..., top_k=..., max_new_tokens=..., min_new_tokens=...)
     output_ids = model.generate(input_ids, do_sample=True, top_p=0.92, top_k=0, max_new_tokens=max_new_tokens,
                                 min_new_tokens=min_new_tokens)
     # END SOLUTION
     return tokenizer.decode(output_ids[0], skip_special_tokens=True)
+
+
+@torch.no_grad()
+def show_next_token(model, tokenizer, prompt, top_k=50, top_p=0.92, temperatures=(0.7, 1.5), show=10):
+    """다음 토큰 후보 상위 show개를 막대로: 디코딩은 결국 이 분포에서 하나를 고르는 일입니다."""
+    input_ids = tokenizer.encode(prompt, return_tensors="pt").to(model.device)
+    logits = model(input_ids).logits[0, -1]  # (vocab,) 마지막 위치 = 다음 토큰의 점수
+    # temperature: logits를 T로 나눈 뒤 softmax. T<1이면 1등이 더 커지고, T>1이면 고르게 퍼집니다
+    probs = {t: (logits / t).softmax(-1) for t in (1.0, *temperatures)}
+    # top-p: 확률 높은 순으로 더해 p에 닿을 때까지의 토큰(닿게 한 토큰까지)만 남깁니다. 몇 위까지인가
+    nucleus = {t: int((p.sort(descending=True).values.cumsum(0) < top_p).sum()) + 1 for t, p in probs.items()}
+    p1 = probs[1.0]
+    order = p1.argsort(descending=True)[:show].tolist()
+    scale = 30 / p1[order[0]].item()
+    heads = "".join(f"  T={t}" for t in temperatures)
+    print(f"순위  확률(T=1) {'막대':<29} top-k={top_k} top-p={top_p}{heads}   토큰")
+    for rank, i in enumerate(order, 1):
+        keep = lambda ok: "✓" if ok else "✗"  # noqa: E731
+        temps = "".join(f"  {probs[t][i]:.3f}" for t in temperatures)
+        print(f"{rank:>3}   {p1[i]:.3f}     {'█' * round(p1[i].item() * scale):<30} {keep(rank <= top_k):^8} "
+              f"{keep(rank <= nucleus[1.0]):^10}{temps}   {tokenizer.convert_ids_to_tokens(i)!r}")
+    cut = ", ".join(f"T={t}이면 {n}위" for t, n in nucleus.items())
+    where = f"상위 {show}개는 모두 남고(✓) 잘리는 곳은 더 아래입니다" if show <= min(top_k, nucleus[1.0]) else "✗는 버려집니다"
+    print(f"{where}: top-k={top_k}은(는) 늘 {top_k}위까지, "
+          f"top-p={top_p}는 {cut}까지.\n온도가 낮으면 분포가 뾰족해져(1위 {probs[temperatures[0]][order[0]]:.2f}) top-p가 "
+          f"남기는 후보가 줄고, 높으면 평평해져(1위 {probs[temperatures[-1]][order[0]]:.2f}) 수천 개로 늘어납니다.")
 
 
 STRATEGIES = {"greedy": greedy_generate, "beam=3": beam_generate, "top-k=50": top_k_generate,
@@ -79,11 +110,15 @@ STRATEGIES = {"greedy": greedy_generate, "beam=3": beam_generate, "top-k=50": to
 def main():
     # 1단계의 from_pretrained 두 줄과 장치 선택을 kogen.load_model이 대신합니다
     model, tokenizer, _ = load_model(MODEL_NAME)
-    print(f"모델: {MODEL_NAME} (장치 {model.device}), 새 토큰 {MIN_NEW_TOKENS}~{MAX_NEW_TOKENS}개")
+    print(f"모델: {model_label(MODEL_NAME, model.name_or_path)} (장치 {model.device}), 새 토큰 {MIN_NEW_TOKENS}~{MAX_NEW_TOKENS}개")
 
+    prompt = "정말 재미있게"
+    print(f"\n== 0. 디코딩이 고르는 것: {prompt!r} 다음 토큰의 후보 ==")
+    show_next_token(model, tokenizer, prompt)
+
+    print("\n== 1. 네 가지 방법 비교 ==")
     for prompt in PROMPTS:
-        print(f"\n== 1. 네 가지 방법 비교: {prompt!r} ==")
-        print("방법            시간  생성 결과")
+        print(f"\n프롬프트 {prompt!r}\n방법            시간  생성 결과")
         for name, generate in STRATEGIES.items():
             t = time.perf_counter()
             text = generate(model, tokenizer, prompt)

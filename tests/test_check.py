@@ -127,3 +127,36 @@ def test_error_in_the_server_part_of_step5_is_explained_from_the_child_process(b
     root, line = broken(5, "    app.run(host=HOST, port=PORT)\n", "    app.run(host=HOST, port=PORTS)\n")
     ok, message = check.check_step(5, root / STEPS[5])
     assert not ok and f"{STEPS[5]}:{line}" in message and "'PORT'" in message, message
+
+
+def test_step5_inference_fn_that_does_not_sample_is_caught(broken):
+    root, _ = broken(5, "output_ids = model.generate(input_ids, do_sample=True, min_length=min_length,",
+                     "output_ids = model.generate(input_ids, min_length=min_length,")
+    ok, message = check.check_step(5, root / STEPS[5])
+    assert not ok and "모두 같은 글" in message and "do_sample=True" in message, message
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("no_repeat_ngram_size=no_repeat_ngram_size, temperature=temperature)", "no_repeat_ngram_size=no_repeat_ngram_size)",
+     "temperature가 반영되지 않았습니다"),
+    ("top_p=top_p, top_k=top_k,", "top_k=top_k,", "top_p가 반영되지 않았습니다"),
+])
+def test_step5_inference_fn_that_drops_a_sampling_setting_is_caught(broken, old, new, words):
+    root, _ = broken(5, old, new)
+    ok, message = check.check_step(5, root / STEPS[5])
+    assert not ok and words in message, message
+
+
+def test_step4_run_that_leaves_an_older_configurations_checkpoint_in_front_is_caught(broken):
+    # its own Trainer instead of get_trainer(args): nothing sets the older run's checkpoints aside
+    root, _ = broken(4, "    trainer = get_trainer(args)\n",
+                     "    from pytorch_lightning import Trainer\n    from pytorch_lightning.callbacks import ModelCheckpoint\n"
+                     "    trainer = Trainer(max_epochs=args.epochs, logger=False, enable_progress_bar=False, callbacks=[\n"
+                     "        ModelCheckpoint(dirpath=args.downstream_model_dir, filename=\"{epoch}-{val_loss:.2f}\", "
+                     "monitor=\"val_loss\")])\n")
+    ok, message = check.check_step(4, root / STEPS[4])
+    assert not ok and check.STALE_CHECKPOINT in message and "get_trainer(args)" in message, message
+
+
+def test_step_names_accept_the_forms_students_type():
+    assert check.parse_steps(["Step1", "2", "step3", "STEP4", "step5_web_service.py"]) == [1, 2, 3, 4, 5]

@@ -96,3 +96,13 @@ def test_ctrl_c_stops_without_export_and_the_next_run_resumes(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "이어서 학습합니다" in r.stderr, r.stderr[-1500:]
     assert (out / "hf_model" / "model.safetensors").exists()
+
+
+def test_generate_n_beyond_the_web_cap_is_batched_in_chunks():
+    r = kogen("generate", "이 영화는", "--model", "bundled", "--do-sample", "-n", "20", "--seed", "1",
+              "--max-new-tokens", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
+    assert len(texts) == 20 and len(set(texts)) > 8, "20 samples, and later chunks are not copies of the first"
+    r = kogen("generate", "이 영화는", "--model", "bundled", "-n", "5000")
+    assert r.returncode == 2 and "1~1000" in r.stderr, r.stderr

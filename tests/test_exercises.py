@@ -144,3 +144,14 @@ def test_first_hole_reached_stops_with_its_number_line_and_hint(step, monkeypatc
     assert linecache.getline(err.filename, err.lineno).strip().endswith("todo()")
     assert re.search(rf"# TODO {err.todo_id}: ", linecache.getline(err.filename, err.lineno - 1 - err.hint.count("\n")))
     assert f"{STEPS[step]}:{err.lineno}" in err.message() and f"kogen check step{step}" in err.message()
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_todo_comments_name_the_concept_and_api_but_not_the_code(step):
+    for n, region in enumerate(exercises.regions(solution_path(step).read_text(encoding="utf-8")), 1):
+        comment = "\n".join(region.concept)  # what the exercise shows above the hole
+        assert region.api, f"TODO {step}-{n} has no '# API:' line, the second level of kogen hint"
+        assert "찾아볼 것:" in comment, f"TODO {step}-{n} names no API to look up"
+        for line in region.body:
+            code = line.split("#")[0].strip()
+            assert len(code) < 12 or code not in comment, f"TODO {step}-{n} gives its code away: {code}"

@@ -2,15 +2,19 @@
 import math
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from kogen import GenerationDeployArguments, GenerationTask, GenerationTrainArguments, get_trainer
+from kogen.curves import read_metrics
 from kogen.deploy import load_checkpoint_state_dict
+from kogen.exercises import REPO
 from kogen.models import load_causal_lm, load_tokenizer, resolve_model
-from kogen.training import best_checkpoint, fine_tune, make_dataloaders, resume_path
+from kogen.training import best_checkpoint, describe_run, fine_tune, make_dataloaders, resume_path
 
 
 def tiny_args(nsmc_dir, out_dir, **kw):
@@ -105,3 +109,44 @@ def test_fine_tune_exports_a_loadable_hugging_face_folder(nsmc_dir, tmp_path):
 def test_bad_training_arguments_say_what_to_fix(kw, words):
     with pytest.raises(ValueError, match=words):
         GenerationTrainArguments(**kw)
+
+
+def test_a_run_with_another_configuration_sets_the_older_checkpoints_aside(nsmc_dir, tmp_path):
+    out = tmp_path / "out"
+    stale = out / "epoch=0-val_loss=0.01.ckpt"  # an older run's, named better than any real one
+    out.mkdir()
+    stale.write_bytes(b"")
+    _, first = fit(tiny_args(nsmc_dir, out, epochs=1))
+    assert not stale.exists() and list((out / "previous").glob("*/epoch=0-val_loss=0.01.ckpt")), "set aside"
+    own = GenerationDeployArguments(pretrained_model_name="bundled", downstream_model_dir=str(out))
+    assert own.downstream_model_checkpoint_fpath == first.checkpoint_callback.best_model_path
+    _, second = fit(tiny_args(nsmc_dir, out, epochs=1, max_seq_length=12))  # another validation set
+    assert best_checkpoint(out) == second.checkpoint_callback.best_model_path
+    assert len(list((out / "previous").glob("*/*.ckpt"))) == 3, "the first run's best and last moved too"
+    assert "bundled" in describe_run(out) and "1 epoch" in describe_run(out), describe_run(out)
+
+
+def test_step4_output_is_the_courses_own_lines_and_saves_a_training_curve(nsmc_dir, tmp_path):
+    env = dict(os.environ, KOGEN_MODEL="bundled", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", KOGEN_NSMC_DIR=nsmc_dir,
+               KOGEN_CHECKPOINT_DIR=str(tmp_path / "ckpt"), KOGEN_EPOCHS="2", KOGEN_BATCH_SIZE="8",
+               KOGEN_MAX_TRAIN_EXAMPLES="0", KOGEN_MAX_VAL_EXAMPLES="0")
+    r = subprocess.run([sys.executable, "solutions/step4_solution.py"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    for noise in ("litlogger", "GPU available", "TPU available", "Trainer(", "LeafSpec", "loss_type", "Epoch 0/0",
+                  "Params", "UserWarning", "is not empty"):
+        assert noise not in out, f"{noise!r} in step 4's output:\n{out}"
+    assert "[검증] 스텝" in out and "[학습] 스텝 16/16" in out, "plain progress lines when output is not a terminal"
+    curve = re.search(r"학습 곡선 (\S+\.png)", out).group(1)
+    assert open(curve, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.dirname(curve) == str(tmp_path / "ckpt")
+    series = read_metrics(next((tmp_path / "ckpt" / "logs").glob("version_*/metrics.csv")))
+    assert {"train_loss_step", "val_loss", "val_ppl"} <= set(series) and any(k.startswith("lr") for k in series)
+
+
+def test_in_a_terminal_fit_shows_one_bar(nsmc_dir, tmp_path, monkeypatch, capsys):
+    from kogen.training import OneBar
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    _, trainer = fit(tiny_args(nsmc_dir, tmp_path / "out", epochs=1))
+    assert isinstance(trainer.progress_bar_callback, OneBar) and trainer.global_step == 8
+    assert "Validation" not in capsys.readouterr().err, "no second bar for validation"
