@@ -220,11 +220,15 @@ def pick_precision(args):
 
 
 RUN_FILE = "run.json"  # the configuration and start time of the run whose checkpoints the folder holds
-SAME_RUN_IGNORES = ("downstream_model_dir", "checkpoint_every_n_steps", "cpu_workers", "accelerator", "fp16")
+# what may change between a run and its resume: how long, where and how it runs, not what it is measured on
+SAME_RUN_IGNORES = ("downstream_model_dir", "checkpoint_every_n_steps", "cpu_workers", "accelerator", "fp16", "epochs",
+                    "max_steps", "devices", "num_nodes", "strategy", "log_every_n_steps", "val_check_interval")
 
 
-def run_config(args):
-    return {k: v for k, v in asdict(args).items() if k not in SAME_RUN_IGNORES}
+def run_config(config):
+    """What makes two runs the same run (their val_loss comparable): `config` is the arguments or run.json's dict."""
+    config = config if isinstance(config, dict) else asdict(config)
+    return {k: v for k, v in config.items() if k not in SAME_RUN_IGNORES}
 
 
 def start_run(args):
@@ -238,7 +242,7 @@ def start_run(args):
         return  # DDP's other processes: rank 0 decided before it launched them
     old = json.loads((folder / RUN_FILE).read_text(encoding="utf-8")) if (folder / RUN_FILE).exists() else None
     ckpts = sorted(folder.glob("*.ckpt"))
-    same = old["config"] == run_config(args) if old else (folder / "last.ckpt").exists()
+    same = run_config(old["config"]) == run_config(args) if old else (folder / "last.ckpt").exists()
     if ckpts and not same:
         stamp = (old or {}).get("started") or time.strftime("%Y%m%d-%H%M%S", time.localtime(ckpts[0].stat().st_mtime))
         aside = folder / "previous" / stamp.replace(":", "")
@@ -249,7 +253,7 @@ def start_run(args):
               f"(검증 데이터가 달라 val_loss를 비교할 수 없습니다). 이 폴더의 체크포인트는 이번 실행의 것입니다.",
               file=sys.stderr)
     if not same or not old:
-        run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": run_config(args)}
+        run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(args)}
         (folder / RUN_FILE).write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
