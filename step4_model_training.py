@@ -11,7 +11,7 @@
   python step4_model_training.py     # 실습 파일: '# TODO 4-n' 빈칸의 todo()를 코드로 바꾼 뒤
   python solutions/step4_solution.py # 정답 파일
   kogen check step4                  # 자동 채점 (작은 가짜 데이터로 1분 안에)
-  CPU: 내장 소형 모델, 리뷰 4만 개, 1 epoch — 약 9분(2코어). GPU: KoGPT2, 리뷰 15만 개, 3 epoch — 책과 같은 설정.
+  CPU: 내장 소형 모델, 리뷰 4만 개, 1 epoch — 약 7분(2코어). GPU: KoGPT2, 리뷰 15만 개, 3 epoch — 책과 같은 설정.
 
 환경 변수 (모두 선택)
   KOGEN_MODEL           시작 모델 (기본: 빠른 설정이면 bundled, 아니면 skt/kogpt2-base-v2)
@@ -93,7 +93,7 @@ def show_samples(model, tokenizer, title):
 def main():
     args = make_args()
     set_seed(args.seed)  # 데이터 섞는 순서와 드롭아웃까지 재현되게
-    print("== 1. 학습 설정 ==" + ("  (빠른 설정: 2코어 CPU에서 약 9분)" if QUICK else "  (전체 설정: 책과 같음)"))
+    print("== 1. 학습 설정 ==" + ("  (빠른 설정: 2코어 CPU에서 약 7분)" if QUICK else "  (전체 설정: 책과 같음)"))
     for name in ("pretrained_model_name", "downstream_corpus_root_dir", "downstream_model_dir", "max_seq_length",
                  "epochs", "batch_size", "learning_rate", "max_train_examples", "max_val_examples"):
         print(f"  {name:<28} {getattr(args, name)}")

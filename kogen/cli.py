@@ -190,7 +190,7 @@ def build_parser():
     t.add_argument("--strategy", help="auto(기본), ddp, fsdp(GPU만)")
     t.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                    help="혼합 정밀도 (기본: GPU나 bf16 연산을 지원하는 CPU면 켬)")
-    t.add_argument("--quick", action="store_true", help="2코어 CPU에서 약 9분: 내장 모델, 1 epoch, 리뷰 4만 개")
+    t.add_argument("--quick", action="store_true", help="2코어 CPU에서 약 7분: 내장 모델, 1 epoch, 리뷰 4만 개")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("serve", help="웹 서비스 (http://127.0.0.1:9001)")
