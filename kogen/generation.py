@@ -225,6 +225,22 @@ def contrastive_processors(model, params, n_prompt, tokenizer):
     return procs
 
 
+def sampling_warpers(params):
+    """The warpers `model.generate` appends after custom processors when sampling (same classes, same order):
+    for our own loops (the batcher's rows) and for the trace's view of the distribution a token is drawn from."""
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+    warpers = LogitsProcessorList()
+    if not params["do_sample"]:
+        return warpers
+    if params["temperature"] != 1.0:
+        warpers.append(TemperatureLogitsWarper(params["temperature"]))
+    if params["top_k"]:
+        warpers.append(TopKLogitsWarper(params["top_k"]))
+    if params["top_p"] < 1.0:
+        warpers.append(TopPLogitsWarper(params["top_p"]))
+    return warpers
+
+
 @torch.inference_mode()
 def run_model(model, tokenizer, ids, params, streamer=None, stopping_criteria=None, max_time=None, bad_words_ids=None,
               trace=None):

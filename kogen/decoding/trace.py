@@ -11,7 +11,9 @@ How it is read off `model.generate` without changing what it writes:
     dict and the vocabulary-sized vectors are dropped: memory stays O(vocabulary), not O(steps x vocabulary).
 """
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import LogitsProcessor
+
+from ..generation import sampling_warpers
 
 MAX_TOP_TOKENS = 20
 
@@ -19,20 +21,6 @@ MAX_TOP_TOKENS = 20
 def show_token(tokenizer, token_id):
     """A vocabulary entry as a reader sees it: '▁영화' -> ' 영화', special tokens by name."""
     return tokenizer.convert_ids_to_tokens(int(token_id)).replace("▁", " ").replace("Ġ", " ")
-
-
-def sampling_warpers(params):
-    """The warpers `model.generate` appends after custom processors when sampling (same classes, same order)."""
-    if not params["do_sample"]:
-        return LogitsProcessorList()
-    warpers = LogitsProcessorList()
-    if params["temperature"] != 1.0:
-        warpers.append(TemperatureLogitsWarper(params["temperature"]))
-    if params["top_k"]:
-        warpers.append(TopKLogitsWarper(params["top_k"]))
-    if params["top_p"] < 1.0:
-        warpers.append(TopPLogitsWarper(params["top_p"]))
-    return warpers
 
 
 class Trace(LogitsProcessor):

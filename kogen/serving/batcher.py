@@ -46,11 +46,10 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.cache_utils import DynamicCache
 
-from ..generation import ParamError, contrastive_processors, control_processor, encode_prompt, max_context
-from .hf import new_trace, run_traced, stream_from, summarize
+from ..generation import ParamError, contrastive_processors, max_context, sampling_warpers
+from .hf import encode_checked, new_trace, run_traced, stream_from, summarize
 
 MAX_BATCH = 32  # rows in one forward pass
 
@@ -86,13 +85,7 @@ class Row:
         self.n_prompt, self.start = len(self.tokens), time.perf_counter()
         p = self.params
         self.procs = contrastive_processors(model, p, self.n_prompt, tokenizer)  # what generate applies, in order
-        if p["do_sample"]:  # generate's warpers, in its order
-            if p["temperature"] != 1.0:
-                self.procs.append(TemperatureLogitsWarper(p["temperature"]))
-            if p["top_k"]:
-                self.procs.append(TopKLogitsWarper(p["top_k"]))
-            if p["top_p"] < 1.0:
-                self.procs.append(TopPLogitsWarper(p["top_p"]))
+        self.procs.extend(sampling_warpers(p))  # generate's warpers, in its order
         self.rng = torch.Generator().manual_seed(p["seed"]) if p["seed"] is not None else None
         if job.streamer:
             job.streamer.put(job.ids[0])
@@ -131,9 +124,7 @@ class QueuedEngine:
         return self.jobs.qsize()
 
     def encode(self, prompt, params, field="max_new_tokens"):
-        """Prompt ids after checking what depends on the model: context length, FUDGE's tokenizer."""
-        control_processor(params, self.tokenizer)
-        return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
+        return encode_checked(self.tokenizer, self.max_context, prompt, params, field)
 
     traces = True  # can report each token's probabilities (top_tokens, logprobs)
 

@@ -91,6 +91,12 @@ def stream_from(call, tokenizer, ids, params, trace=None):
     yield result
 
 
+def encode_checked(tokenizer, limit, prompt, params, field="max_new_tokens"):
+    """Prompt ids after checking what depends on the model: context length (`limit`), FUDGE's tokenizer."""
+    control_processor(params, tokenizer)
+    return encode_prompt(tokenizer, prompt, params["max_new_tokens"], limit, field)
+
+
 def new_trace(tokenizer, ids, params, top_tokens):
     """A Trace of the coming generation when top_tokens > 0 (see decoding/trace.py), else None."""
     from ..decoding.trace import Trace
@@ -127,9 +133,7 @@ class Generator:
         self.max_context = max_context(model)
 
     def encode(self, prompt, params, field="max_new_tokens"):
-        """Prompt ids after checking what depends on the model: context length, FUDGE's tokenizer."""
-        control_processor(params, self.tokenizer)
-        return encode_prompt(self.tokenizer, prompt, params["max_new_tokens"], self.max_context, field)
+        return encode_checked(self.tokenizer, self.max_context, prompt, params, field)
 
     def __call__(self, ids, params, streamer=None, cancel=None, top_tokens=0):
         """model.generate on checked params, one call at a time; returns summarize()'s dict, plus "tokens"
