@@ -7,7 +7,8 @@ Not a test; run it and read the table (also written to benchmarks/results/bench_
     python benchmarks/bench_server.py --models bundled --levels 1,4,16,30 --new-tokens 32
 
 Every request does the same work (greedy, min_new_tokens = max_new_tokens), so tok/s compares across rows.
-"first" is the streamed endpoint's median time to the first text piece. The KoGPT2-shaped model has random
+"first" is the streamed endpoint's median time to the first text piece; "healthz" is GET /healthz's worst answer
+time while that level ran (polled every 100 ms from another client: it must never wait behind generation). The KoGPT2-shaped model has random
 weights (12 layers × 768, vocabulary 51,200): its speed is KoGPT2's, its text is noise (ids past the bundled
 tokenizer's 8,000 are placeholder tokens).
 """
@@ -17,6 +18,7 @@ import logging
 import os
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,16 +79,30 @@ def percentile(xs, q):
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+def poll_health(url, stop, times):
+    """GET /healthz every 100 ms until `stop` is set, appending each answer's seconds to `times`."""
+    while not stop.wait(0.1):
+        start = time.perf_counter()
+        requests.get(url, timeout=60).raise_for_status()
+        times.append(time.perf_counter() - start)
+
+
 def run_level(url, body, clients, rounds, stream):
     n = clients * rounds
+    stop, health = threading.Event(), []
+    poller = threading.Thread(target=poll_health, args=(url.replace("/api/generate", "/healthz"), stop, health))
     with ThreadPoolExecutor(clients) as pool:
         start = time.perf_counter()
+        poller.start()
         results = list(pool.map(lambda _: one_request(url, body, stream), range(n)))
         wall = time.perf_counter() - start
+    stop.set()
+    poller.join()
     latency, firsts = [r[0] for r in results], [r[1] for r in results if r[1] is not None]
     return dict(requests=n, tok_s=round(n * body["max_new_tokens"] / wall, 1), p50_ms=round(percentile(latency, .5) * 1000),
                 p95_ms=round(percentile(latency, .95) * 1000),
-                first_ms=round(statistics.median(firsts) * 1000) if firsts else None)
+                first_ms=round(statistics.median(firsts) * 1000) if firsts else None,
+                healthz_max_ms=round(max(health) * 1000, 1) if health else None)
 
 
 def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens):
@@ -114,12 +130,46 @@ def table(rows):
     """Markdown: tok/s and its ratio to the same model's serialized single client, latency, first piece."""
     base = {r["model"]: r["tok_s"] for r in rows if r["engine"] == "serialized" and r["clients"] == 1
             and r["mode"] == "json"}
-    lines = ["| model | engine | clients | mode | tok/s | × serialized 1 client | p50 ms | p95 ms | first piece ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | engine | clients | mode | tok/s | × serialized 1 client | p50 ms | p95 ms | first piece ms "
+             "| /healthz max ms |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['tok_s'] / base[r['model']]:.1f}×" if r["model"] in base else "-"
         lines.append(f"| {r['model']} | {r['engine']} | {r['clients']} | {r['mode']} | {r['tok_s']:,.0f} | {ratio} | "
-                     f"{r['p50_ms']:,} | {r['p95_ms']:,} | {r['first_ms'] if r['first_ms'] is not None else '-'} |")
+                     f"{r['p50_ms']:,} | {r['p95_ms']:,} | {r['first_ms'] if r['first_ms'] is not None else '-'} | "
+                     f"{r['healthz_max_ms'] if r['healthz_max_ms'] is not None else '-'} |")
+    return "\n".join(lines)
+
+
+def find(rows, model, engine, clients, mode="json"):
+    """The row for this model, engine, client count and mode, or None (not run)."""
+    return next((r for r in rows if (r["model"], r["engine"], r["clients"], r["mode"]) == (model, engine, clients, mode)),
+                None)
+
+
+def goals(rows):
+    """Markdown: issue 10's goals, each as measured in this run (ratios between rows of this one run)."""
+    def ratio(a, b):
+        return a["tok_s"] / b["tok_s"] if a and b else None
+    checks = [
+        ("bundled, batched: 16 clients' tok/s ÷ 1 client's", ratio(find(rows, "bundled", "batched", 16),
+                                                              find(rows, "bundled", "batched", 1)), 6, "×", ">="),
+        ("KoGPT2 shape: ct2 int8 16 clients ÷ serialized HF 1 client", ratio(find(rows, "kogpt2-shape", "ct2", 16),
+                                                                       find(rows, "kogpt2-shape", "serialized", 1)), 8, "×", ">="),
+        ("KoGPT2 shape: ct2 int8 1 client ÷ HF 1 client", ratio(find(rows, "kogpt2-shape", "ct2", 1),
+                                                        find(rows, "kogpt2-shape", "serialized", 1)), 2.5, "×", ">="),
+        ("bundled, batched, 30 streams: first piece p50", (find(rows, "bundled", "batched", 30, "sse") or {}).get("first_ms"),
+         1000, " ms", "<="),
+        ("bundled, batched, 30 streams: slowest /healthz", (find(rows, "bundled", "batched", 30, "sse") or {}).get("healthz_max_ms"),
+         100, " ms", "<"),
+    ]
+    lines = ["| goal | measured | target | met |", "|---|---|---|---|"]
+    for name, value, target, unit, op in checks:
+        if value is None:
+            lines.append(f"| {name} | not run | {op} {target}{unit} | - |")
+            continue
+        met = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+        shown = f"{value:.1f}{unit}" if unit == "×" else f"{value:,.0f}{unit}"
+        lines.append(f"| {name} | {shown} | {op} {target}{unit} | {'yes' if met else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -156,7 +206,7 @@ def main():
     md = (f"# bench_server\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
           f"after the run {meta['load_average']} (other jobs may share the machine), greedy, forced new tokens "
           f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), {a.rounds} requests per client (KoGPT2 shape: 1).\n\n"
-          + table(rows) + "\n")
+          + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows) + "\n")
     (RESULTS / "bench_server.md").write_text(md)
     print(md)
 

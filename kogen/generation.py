@@ -208,20 +208,30 @@ def control_processor(params, tokenizer):
         raise ParamError("control", str(e)) from None
 
 
-def contrastive_processors(model, params, n_prompt, tokenizer):
-    """What `model.generate` would apply for these params, for our own contrastive loop."""
-    from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoRepeatNGramLogitsProcessor,
-                              RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor)
+def penalty_processors(params):
+    """The repetition controls `model.generate` builds for these params (same classes): a row's own processors."""
+    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
     procs = LogitsProcessorList()
     if params["repetition_penalty"] != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(params["repetition_penalty"]))
     if params["no_repeat_ngram_size"]:
         procs.append(NoRepeatNGramLogitsProcessor(params["no_repeat_ngram_size"]))
+    return procs
+
+
+def suppressed_tokens(model):
+    """Token ids the model never writes (the bundled model: <unk>, see its generation_config.json), or None."""
+    return getattr(model.generation_config, "suppress_tokens", None) or None
+
+
+def contrastive_processors(model, params, n_prompt, tokenizer):
+    """What `model.generate` would apply for these params, for our own contrastive loop."""
+    from transformers import MinNewTokensLengthLogitsProcessor, SuppressTokensLogitsProcessor
+    procs = penalty_processors(params)
     if params["min_new_tokens"]:
         procs.append(MinNewTokensLengthLogitsProcessor(n_prompt, params["min_new_tokens"], tokenizer.eos_token_id))
-    suppress = getattr(model.generation_config, "suppress_tokens", None)
-    if suppress:  # the bundled model never writes <unk> (see its generation_config.json)
-        procs.append(SuppressTokensLogitsProcessor(suppress, device=model.device))
+    if suppressed_tokens(model):
+        procs.append(SuppressTokensLogitsProcessor(suppressed_tokens(model), device=model.device))
     return procs
 
 
