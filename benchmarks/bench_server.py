@@ -6,7 +6,8 @@ Not a test; run it and read the table (also written to benchmarks/results/bench_
     python benchmarks/bench_server.py                          # bundled model + KoGPT2-shaped random model
     python benchmarks/bench_server.py --models bundled --levels 1,4,16,30 --new-tokens 32
 
-Every request does the same work (greedy, min_new_tokens = max_new_tokens), so tok/s compares across rows.
+The clients run in a process of their own (like students' browsers, they do not share the server's Python lock or
+its core), the server in this one. Every request does the same work (greedy, min_new_tokens = max_new_tokens), so tok/s compares across rows.
 "first" is the streamed endpoint's median time to the first text piece; "healthz" is GET /healthz's worst answer
 time while that level ran (polled every 100 ms from another client: it must never wait behind generation). The KoGPT2-shaped model has random
 weights (12 layers × 768, vocabulary 51,200): its speed is KoGPT2's, its text is noise (ids past the bundled
@@ -15,12 +16,13 @@ tokenizer's 8,000 are placeholder tokens).
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import statistics
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -88,7 +90,7 @@ def poll_health(url, stop, times):
 
 
 def run_level(url, body, clients, rounds, stream):
-    n = clients * rounds
+    n = max(clients * rounds, 8)  # at least 8 requests: one client's figure is the ratios' denominator
     stop, health = threading.Event(), []
     poller = threading.Thread(target=poll_health, args=(url.replace("/api/generate", "/healthz"), stop, health))
     with ThreadPoolExecutor(clients) as pool:
@@ -105,7 +107,7 @@ def run_level(url, body, clients, rounds, stream):
                 healthz_max_ms=round(max(health) * 1000, 1) if health else None)
 
 
-def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens):
+def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens, clients_process):
     rows = []
     body = dict(prompt=PROMPT, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     for kind in engines:
@@ -118,7 +120,7 @@ def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens):
             for clients in levels:
                 for stream in (False, True):
                     r = dict(model=model_name, engine=kind, clients=clients, mode="sse" if stream else "json",
-                             **run_level(url, body, clients, rounds, stream))
+                             **clients_process.submit(run_level, url, body, clients, rounds, stream).result())
                     rows.append(r)
                     print(json.dumps(r, ensure_ascii=False), flush=True)
         finally:
@@ -181,7 +183,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--kogpt2-new-tokens", type=int, default=16, help="fewer for the big model: CPU time")
-    ap.add_argument("--kogpt2-levels", default="1,16", help="fewer levels and one round for the big model")
+    ap.add_argument("--kogpt2-levels", default="1,16", help="fewer levels for the big model")
+    ap.add_argument("--kogpt2-rounds", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="1 by default: on a small shared CPU more threads only spin against each other")
     a = ap.parse_args()
@@ -191,21 +194,24 @@ def main():
     levels = [int(x) for x in a.levels.split(",")]
     model, tokenizer, _ = load_model("bundled", "cpu")
     rows, started = [], time.time()
-    for name in a.models.split(","):
-        lm, tok = (model, tokenizer) if name == "bundled" else kogpt2_shaped(tokenizer)
-        big = name != "bundled"
-        rows += bench(name, lm, tok, engines, [int(x) for x in a.kogpt2_levels.split(",")] if big else levels,
-                      1 if big else a.rounds,
-                      a.new_tokens if name == "bundled" else a.kogpt2_new_tokens)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as clients_process:
+        for name in a.models.split(","):
+            lm, tok = (model, tokenizer) if name == "bundled" else kogpt2_shaped(tokenizer)
+            big = name != "bundled"
+            rows += bench(name, lm, tok, engines, [int(x) for x in a.kogpt2_levels.split(",")] if big else levels,
+                          a.kogpt2_rounds if big else a.rounds, a.kogpt2_new_tokens if big else a.new_tokens,
+                          clients_process)
     load = os.getloadavg()
     meta = dict(command="python benchmarks/bench_server.py " + " ".join(sys.argv[1:]), seconds=round(time.time() - started),
                 load_average=[round(x, 2) for x in load], cpus=os.cpu_count(), torch_threads=a.torch_threads,
-                new_tokens=dict(bundled=a.new_tokens, kogpt2_shape=a.kogpt2_new_tokens), rounds=a.rounds)
+                new_tokens=dict(bundled=a.new_tokens, kogpt2_shape=a.kogpt2_new_tokens),
+                rounds=dict(bundled=a.rounds, kogpt2_shape=a.kogpt2_rounds))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bench_server.json").write_text(json.dumps(dict(meta=meta, rows=rows), ensure_ascii=False, indent=1))
     md = (f"# bench_server\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
           f"after the run {meta['load_average']} (other jobs may share the machine), greedy, forced new tokens "
-          f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), {a.rounds} requests per client (KoGPT2 shape: 1).\n\n"
+          f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), requests per client {a.rounds} (KoGPT2 shape "
+          f"{a.kogpt2_rounds}), clients in their own process.\n\n"
           + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows) + "\n")
     (RESULTS / "bench_server.md").write_text(md)
     print(md)

@@ -49,7 +49,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import SuppressTokensLogitsProcessor
 from transformers.cache_utils import DynamicCache
 
 from ..generation import ParamError, max_context, penalty_processors, sampling_warpers, suppressed_tokens
@@ -66,6 +65,8 @@ class Job:
     cancel: threading.Event = None
     done: threading.Event = field(default_factory=threading.Event)
     result: dict = None
+    output: tuple = None  # or what hf.summarize() needs after the prompt (n_prompt, ids, seconds, max_new_tokens):
+    #                       the caller's thread decodes it, so the model thread does not spend a step's time on text
     error: BaseException = None
     top_tokens: int = 0  # > 0: a trace of each token's probabilities (runs alone, see decoding/trace.py)
 
@@ -150,7 +151,7 @@ class QueuedEngine:
         job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result
+        return job.result if job.output is None else summarize(self.tokenizer, *job.output)
 
     def stream(self, ids, params, top_tokens=0):
         """Yield text pieces while generating, then the summary dict."""
@@ -169,8 +170,7 @@ class Batcher(QueuedEngine):
         self.max_batch = max_batch
         self.rows, self.cache, self.mask = [], None, None
         self.batch_sizes = []  # rows per step, for tests and the benchmark (last 1000)
-        suppress = suppressed_tokens(model)
-        self.suppress = SuppressTokensLogitsProcessor(suppress, device="cpu") if suppress else None
+        self.suppress = suppressed_tokens(model)
         super().__init__(model, tokenizer, max_time)
 
     @property
@@ -247,12 +247,13 @@ class Batcher(QueuedEngine):
 
     def masked(self, logits):
         """(B, V) float scores with the masks that are one rule for every row applied to all rows at once: the model's
-        suppressed tokens (the library's processor, on the whole batch) and no </s> before a row's min_new_tokens
-        (MinNewTokensLengthLogitsProcessor's rule, written here because that processor reads the length from
-        input_ids, which differ per row). Per row through the library these two took a third of a 16-row step."""
+        suppressed tokens and no </s> before a row's min_new_tokens. The rules of SuppressTokensLogitsProcessor and
+        MinNewTokensLengthLogitsProcessor, written as two index assignments because those processors work on one
+        length of input_ids (rows differ here) and compare the whole vocabulary on every call: through them, row by
+        row, these two masks took a third of a 16-row step."""
         scores = logits.float()
-        if self.suppress is not None:
-            scores = self.suppress(None, scores)
+        if self.suppress:
+            scores[:, self.suppress] = -float("inf")
         short = [i for i, row in enumerate(self.rows) if row.n_new < row.params["min_new_tokens"]]
         if short:
             scores[short, self.tokenizer.eos_token_id] = -float("inf")
@@ -318,8 +319,8 @@ class Batcher(QueuedEngine):
     def finish(self, row, error=None):
         job = row.job
         if error is None:
-            job.result = summarize(self.tokenizer, row.n_prompt, torch.tensor([row.tokens]),
-                                   time.perf_counter() - row.start, row.params["max_new_tokens"])
+            job.output = (row.n_prompt, torch.tensor([row.tokens]), time.perf_counter() - row.start,
+                          row.params["max_new_tokens"])
         else:
             job.error = error
         if job.streamer:

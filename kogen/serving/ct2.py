@@ -29,7 +29,6 @@ import torch
 
 from ..generation import ParamError
 from .batcher import QueuedEngine
-from .hf import summarize
 
 UNSUPPORTED = {"penalty_alpha": "contrastive search(penalty_alpha>0)", "control": "감정 제어(FUDGE, control)"}
 
@@ -167,7 +166,7 @@ class Ct2Engine(QueuedEngine):
             else:
                 prompt = job.ids[0].tolist()
                 out = pad_rows([prompt + seq for seq in result.sequences_ids], self.tokenizer.pad_token_id)
-                job.result = summarize(self.tokenizer, len(prompt), out, seconds, p["max_new_tokens"])
+                job.output = (len(prompt), out, seconds, p["max_new_tokens"])
             if job.streamer:
                 job.streamer.end()
             job.done.set()
