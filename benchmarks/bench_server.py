@@ -142,6 +142,19 @@ def table(rows):
     return "\n".join(lines)
 
 
+def forward_scaling(model, batch, steps=32, prompt=8):
+    """tok/s of the bare model's decode steps for `batch` rows (no server, no sampling): the ceiling that batching
+    requests can reach — 16 rows ÷ 1 row is the most a 16-client run can gain over one client on this CPU."""
+    from transformers.cache_utils import DynamicCache
+    with torch.inference_mode():
+        ids = torch.randint(5, model.config.vocab_size, (batch, prompt))
+        cache = model(input_ids=ids, cache=DynamicCache(), use_cache=True).cache
+        start = time.perf_counter()
+        for _ in range(steps):
+            cache = model(input_ids=ids[:, -1:], cache=cache, use_cache=True).cache
+        return round(batch * steps / (time.perf_counter() - start), 1)
+
+
 def find(rows, model, engine, clients, mode="json"):
     """The row for this model, engine, client count and mode, or None (not run)."""
     return next((r for r in rows if (r["model"], r["engine"], r["clients"], r["mode"]) == (model, engine, clients, mode)),
@@ -180,13 +193,14 @@ def main():
     ap.add_argument("--models", default="bundled,kogpt2-shape")
     ap.add_argument("--engines", default="serialized,batched,ct2")
     ap.add_argument("--levels", default="1,4,16,30")
-    ap.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
+    ap.add_argument("--rounds", type=int, default=4, help="requests per client at each level")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--kogpt2-new-tokens", type=int, default=16, help="fewer for the big model: CPU time")
     ap.add_argument("--kogpt2-levels", default="1,16", help="fewer levels for the big model")
     ap.add_argument("--kogpt2-rounds", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="1 by default: on a small shared CPU more threads only spin against each other")
+    ap.add_argument("--out", default="bench_server", help="results/<out>.{json,md}")
     a = ap.parse_args()
     torch.set_num_threads(a.torch_threads)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queued requests are the point here
@@ -201,19 +215,22 @@ def main():
             rows += bench(name, lm, tok, engines, [int(x) for x in a.kogpt2_levels.split(",")] if big else levels,
                           a.kogpt2_rounds if big else a.rounds, a.kogpt2_new_tokens if big else a.new_tokens,
                           clients_process)
+    ceiling = {n: forward_scaling(model, n) for n in (1, 16)}  # the bundled model, after the server runs
     load = os.getloadavg()
     meta = dict(command="python benchmarks/bench_server.py " + " ".join(sys.argv[1:]), seconds=round(time.time() - started),
                 load_average=[round(x, 2) for x in load], cpus=os.cpu_count(), torch_threads=a.torch_threads,
                 new_tokens=dict(bundled=a.new_tokens, kogpt2_shape=a.kogpt2_new_tokens),
-                rounds=dict(bundled=a.rounds, kogpt2_shape=a.kogpt2_rounds))
+                rounds=dict(bundled=a.rounds, kogpt2_shape=a.kogpt2_rounds), bare_forward_tok_s=ceiling)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_server.json").write_text(json.dumps(dict(meta=meta, rows=rows), ensure_ascii=False, indent=1))
-    md = (f"# bench_server\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
+    (RESULTS / f"{a.out}.json").write_text(json.dumps(dict(meta=meta, rows=rows), ensure_ascii=False, indent=1))
+    md = (f"# {a.out}\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
           f"after the run {meta['load_average']} (other jobs may share the machine), greedy, forced new tokens "
           f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), requests per client {a.rounds} (KoGPT2 shape "
           f"{a.kogpt2_rounds}), clients in their own process.\n\n"
-          + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows) + "\n")
-    (RESULTS / "bench_server.md").write_text(md)
+          + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows)
+          + f"\n\nThe ceiling on this CPU: the bundled model's bare decode step gives {ceiling[1]:,.0f} tok/s for one row "
+          f"and {ceiling[16]:,.0f} for 16 ({ceiling[16] / ceiling[1]:.1f}×), with no server, sampling or HTTP.\n")
+    (RESULTS / f"{a.out}.md").write_text(md)
     print(md)
 
 

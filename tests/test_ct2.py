@@ -58,3 +58,4 @@ def test_ct2_server_streams_and_refuses_what_it_cannot_do(engine, model):
             assert "--engine hf" in r.json()["error"]["message"]
     finally:
         stop_server(server)
+    assert not engine.thread.is_alive(), "stop_server must end the ct2 model thread too"

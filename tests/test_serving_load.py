@@ -170,6 +170,32 @@ def test_beam_contrastive_and_fudge_run_alone_beside_the_batch(model):
         assert out["texts"] == generate(*model, PROMPT, **case), case
 
 
+def test_close_lets_running_rows_finish_then_ends_the_model_thread(model):
+    from kogen.generation import check_params
+    from kogen.serving.batcher import Batcher
+    engine = Batcher(*model)
+    params = check_params(dict(max_new_tokens=30, min_new_tokens=30))
+    ids = engine.encode(PROMPT, params)
+    alone = engine(ids, params)["texts"]
+    running = engine.stream(ids, params)
+    next(running)  # a row in the decode loop
+    engine.close()
+    assert not engine.thread.is_alive(), "close() must end the model thread"
+    assert list(running)[-1]["texts"] == alone, "the request that was running must finish as it would have"
+    with pytest.raises(RuntimeError, match="멈추는 중"):
+        engine(ids, params)
+
+
+def test_stop_server_ends_the_apps_model_thread(model):
+    app = create_app(*model, model_name="bundled", device="cpu")
+    server = start_server(app)
+    url = f"http://127.0.0.1:{server.effective_port}"
+    assert requests.post(url + "/api/generate", json=dict(prompt=PROMPT, max_new_tokens=3), timeout=60).ok
+    engine = app.extensions["kogen"]["service"].engine
+    stop_server(server)
+    assert not engine.thread.is_alive(), "a stopped server must not leave its model thread (and model) behind"
+
+
 # --- /metrics ------------------------------------------------------------------------------------
 
 def metric(text, name):

@@ -55,6 +55,8 @@ from ..generation import ParamError, max_context, penalty_processors, sampling_w
 from .hf import encode_checked, new_trace, run_traced, stream_from, summarize
 
 MAX_BATCH = 32  # rows in one forward pass
+STOP = object()  # put in the queue by close(): the model thread finishes what it runs, then ends
+CLOSED = "서버가 멈추는 중이라 생성할 수 없습니다. 서버를 다시 켜고 보내세요."
 
 
 @dataclass(eq=False)  # a job is itself, not its fields (tensors do not compare to one bool)
@@ -125,9 +127,24 @@ class QueuedEngine:
     def __init__(self, model, tokenizer, max_time):
         self.model, self.tokenizer, self.max_time = model, tokenizer, max_time
         self.max_context = max_context(model)
-        self.jobs = queue.Queue()
+        self.jobs, self.closed = queue.Queue(), False
         self.lock = threading.Lock()  # held while the model thread works; the step-5 inference_fn takes it too
-        threading.Thread(target=self.run, daemon=True, name=f"kogen-{self.engine}").start()
+        self.thread = threading.Thread(target=self.run, daemon=True, name=f"kogen-{self.engine}")
+        self.thread.start()
+
+    def close(self, timeout=30):
+        """End the model thread after the requests it runs (stop_server calls this); later requests are refused."""
+        self.closed = True
+        self.jobs.put(STOP)
+        self.thread.join(timeout)
+
+    def refuse_queued(self):
+        """After STOP: a request that raced close() into the queue gets an error instead of waiting forever."""
+        while not self.jobs.empty():
+            job = self.jobs.get()
+            if job is not STOP:
+                job.error = RuntimeError(CLOSED)
+                job.done.set()
 
     @property
     def queued(self):
@@ -146,6 +163,8 @@ class QueuedEngine:
     def __call__(self, ids, params, streamer=None, cancel=None, top_tokens=0):
         """Queue the request and wait for the model thread; returns summarize()'s dict or raises its error."""
         self.check_trace(top_tokens)
+        if self.closed:
+            raise RuntimeError(CLOSED)
         job = Job(ids, params, streamer, cancel, top_tokens=top_tokens)
         self.jobs.put(job)
         job.done.wait()
@@ -180,25 +199,30 @@ class Batcher(QueuedEngine):
     # --- the model thread -------------------------------------------------------------------------
 
     def run(self):
-        while True:
-            joining = self.take(block=not self.rows)
+        stopping = False
+        while not (stopping and not self.rows):
+            joining, stopping = self.take(block=not self.rows and not stopping, stopping=stopping)
             with self.lock, torch.inference_mode():
                 self.step(joining)
+        self.refuse_queued()
 
-    def take(self, block):
-        """Queued jobs that join the batch now; jobs that cannot be batched run alone right here."""
+    def take(self, block, stopping=False):
+        """(queued jobs that join the batch now, whether close() was called); jobs that cannot be batched run alone
+        right here."""
         joining = []
-        while len(self.rows) + len(joining) < self.max_batch:
+        while not stopping and len(self.rows) + len(joining) < self.max_batch:
             try:
                 job = self.jobs.get(block=block and not joining)
             except queue.Empty:
                 break
-            if batchable(job.params) and not job.traced:
+            if job is STOP:
+                stopping = True
+            elif batchable(job.params) and not job.traced:
                 joining.append(job)
             else:
                 with self.lock:
                     self.alone(job)
-        return joining
+        return joining, stopping
 
     def alone(self, job):
         """run_model, as hf.Generator does: beam search, contrastive search, FUDGE, several sequences, a trace."""

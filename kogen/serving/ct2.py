@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..generation import ParamError
-from .batcher import QueuedEngine
+from .batcher import STOP, QueuedEngine
 
 UNSUPPORTED = {"penalty_alpha": "contrastive search(penalty_alpha>0)", "control": "감정 제어(FUDGE, control)"}
 
@@ -115,11 +115,16 @@ class Ct2Engine(QueuedEngine):
         return super().encode(prompt, params, field)
 
     def run(self):
+        stopping = False
         while True:  # nothing below raises: the queue, json keys and list filters; run_group's errors go to its jobs
+            if not self.pending and not stopping:
+                self.pending.append(self.jobs.get())
+            while not stopping and not self.jobs.empty():
+                self.pending.append(self.jobs.get())
+            stopping = stopping or STOP in self.pending
+            self.pending = [j for j in self.pending if j is not STOP]
             if not self.pending:
-                self.pending.append(self.jobs.get())
-            while not self.jobs.empty():
-                self.pending.append(self.jobs.get())
+                break
             key = group_key(self.pending[0].params)
             group = [j for j in self.pending if group_key(j.params) == key][:self.max_batch]
             self.pending = [j for j in self.pending if j not in group]
@@ -131,6 +136,7 @@ class Ct2Engine(QueuedEngine):
                         if not job.done.is_set():
                             job.error = e
                             job.done.set()
+        self.refuse_queued()
 
     def run_group(self, jobs):
         """One generate_batch call for jobs with the same parameters; each job gets its own summary."""

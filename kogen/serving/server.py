@@ -20,13 +20,14 @@ def start_server(app, host="127.0.0.1", port=0, threads=None):
     from .security import bind
     bind(app, host)  # the Host check depends on where the server listens
     server = create_server(app, host=host, port=port, threads=threads or server_threads(app))
+    server.flask_app = app  # server.application is waitress' wrapper of it
     threading.Thread(target=server.run, daemon=True).start()
     return server
 
 
 def stop_server(server):
     """Stop a start_server() server as if its process ended: workers, then every connection (kept-alive ones too, so
-    a client's next request is refused), the listening socket and the trigger."""
+    a client's next request is refused), the listening socket and the trigger, then the app's model thread."""
     from waitress.channel import HTTPChannel
     server.task_dispatcher.shutdown()  # workers first: a finishing one wakes the loop through the trigger
     closed = threading.Event()
@@ -43,6 +44,10 @@ def stop_server(server):
         done = False
     if not done:  # the loop has ended
         close()
+    kogen = server.flask_app.extensions.get("kogen")
+    engine = kogen["service"].engine if kogen else None
+    if hasattr(engine, "close"):  # the model thread ends too (a batcher holds the model until then)
+        engine.close()
 
 
 def load_for_serving(model=None, checkpoint_dir=None, device=None):
