@@ -24,13 +24,27 @@ class _NoPaddingHint(_logging.Filter):
 
 _logging.getLogger("transformers.modeling_utils").addFilter(_NoPaddingHint())
 
-from .data import GenerationDataset, NsmcCorpus, data_collator  # noqa: E402
-from .deploy import GenerationDeployArguments, load_for_inference  # noqa: E402
-from .generation import generate  # noqa: E402
-from .models import BUNDLED_MODEL_DIR, DEFAULT_MODEL, load_model, resolve_model  # noqa: E402
-from .training import GenerationTask, GenerationTrainArguments, get_trainer  # noqa: E402
+# The public names, imported when first used (PEP 562): `python -m kogen generate` does not need Lightning (3 s of
+# imports through .training), and every CLI command paid for it while this file imported them all.
+_WHERE = {"GenerationDataset": "data", "NsmcCorpus": "data", "data_collator": "data",
+          "GenerationDeployArguments": "deploy", "load_for_inference": "deploy", "generate": "generation",
+          "BUNDLED_MODEL_DIR": "models", "DEFAULT_MODEL": "models", "load_model": "models", "resolve_model": "models",
+          "GenerationTask": "training", "GenerationTrainArguments": "training", "get_trainer": "training"}
 
 __version__ = "0.1.0"
 __all__ = ["GenerationTrainArguments", "GenerationDeployArguments", "NsmcCorpus", "GenerationDataset",
            "GenerationTask", "get_trainer", "data_collator", "load_model", "resolve_model", "generate",
            "load_for_inference", "BUNDLED_MODEL_DIR", "DEFAULT_MODEL"]
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'kogen' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

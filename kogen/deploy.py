@@ -9,16 +9,32 @@ an untrusted source can run code when loaded; weights_only refuses anything but 
 plain containers.
 """
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .models import load_causal_lm, load_tokenizer, pick_device, requested_model_name, resolve_model
-from .training import best_checkpoint
 
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+def best_checkpoint(model_dir, monitor="min val_loss"):
+    """The epoch=N-val_loss=X.XX.ckpt with the lowest (or highest) val_loss, as ratsnlp picks it."""
+    mode, _, metric = monitor.partition(" ")
+    found = []
+    for p in Path(model_dir).glob("*.ckpt"):
+        m = re.search(rf"{metric}=([0-9.]+?)(?:-v\d+)?\.ckpt$", p.name)
+        if m:
+            found.append((float(m.group(1)), p.stat().st_mtime, str(p)))
+    if not found:
+        return None
+    # best value first; among equal values the newest file
+    key = (lambda t: (t[0], -t[1])) if mode == "min" else (lambda t: (-t[0], -t[1]))
+    return min(found, key=key)[2]
 
 
 @dataclass

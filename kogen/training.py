@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -34,6 +33,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import RandomSampler
 from transformers import get_linear_schedule_with_warmup
 
+from .deploy import best_checkpoint  # noqa: F401 (step 4 and 5 import it from here)
 from .models import DEFAULT_MODEL
 
 
@@ -387,21 +387,6 @@ def resume_path(args):
     """last.ckpt in the model dir if a previous run left one, else None (fresh start)."""
     path = os.path.join(args.downstream_model_dir, "last.ckpt")
     return path if os.path.exists(path) else None
-
-
-def best_checkpoint(model_dir, monitor="min val_loss"):
-    """The epoch=N-val_loss=X.XX.ckpt with the lowest (or highest) val_loss, as ratsnlp picks it."""
-    mode, _, metric = monitor.partition(" ")
-    found = []
-    for p in Path(model_dir).glob("*.ckpt"):
-        m = re.search(rf"{metric}=([0-9.]+?)(?:-v\d+)?\.ckpt$", p.name)
-        if m:
-            found.append((float(m.group(1)), p.stat().st_mtime, str(p)))
-    if not found:
-        return None
-    # best value first; among equal values the newest file
-    key = (lambda t: (t[0], -t[1])) if mode == "min" else (lambda t: (-t[0], -t[1]))
-    return min(found, key=key)[2]
 
 
 def export_hf(model, tokenizer, out_dir):

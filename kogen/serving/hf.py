@@ -1,5 +1,6 @@
 """The Hugging Face engine: the one model and its tokenizer, `model.generate` (or contrastive search) behind
 a lock, streamed through a thread. Routes reach the model only through an engine's `__call__` and `stream`."""
+import queue
 import threading
 import time
 
@@ -27,21 +28,37 @@ class Piece(str):
 class Streamer(TextIteratorStreamer):
     """Decodes the new tokens after the prompt's, so the first piece keeps its leading space
     (decoded alone, "▁영화" loses it and the page would show "오늘 영화는영화"). With a `trace`, each
-    token's step is resolved as it arrives, so a piece can carry its tokens' probabilities."""
+    token's step is resolved as it arrives, so a piece can carry its tokens' probabilities.
+
+    The generating thread only hands over token ids (put and end are a queue put, plus the trace's resolve, which
+    must happen before the next step); the text is decoded in the reader's thread, in __next__. So the batcher's
+    model thread, which feeds every running stream, does not spend its steps decoding text for 30 streams."""
 
     def __init__(self, tokenizer, trace=None, **kwargs):
         super().__init__(tokenizer, **kwargs)
-        self.trace = trace
+        self.trace, self.ids, self.got_prompt = trace, queue.SimpleQueue(), False
 
-    def put(self, value):
-        if self.next_tokens_are_prompt:  # the first call carries the prompt
-            self.next_tokens_are_prompt = False
-            self.token_cache = value.reshape(-1).tolist()
-            self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
-            return
-        if self.trace is not None:
+    def put(self, value):  # the generating thread
+        if self.trace is not None and self.got_prompt:
             self.trace.resolve(value)
-        super().put(value)
+        self.got_prompt = True
+        self.ids.put(value)
+
+    def end(self):  # the generating thread
+        self.ids.put(None)
+
+    def __next__(self):  # the reader's thread: decode what has arrived until a text piece is ready
+        while self.text_queue.empty():
+            value = self.ids.get(timeout=self.timeout)
+            if value is None:
+                super().end()
+            elif self.next_tokens_are_prompt:  # the first call carries the prompt
+                self.next_tokens_are_prompt = False
+                self.token_cache = value.reshape(-1).tolist()
+                self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
+            else:
+                super().put(value)
+        return super().__next__()
 
 
 def summarize(tokenizer, n_prompt, out, seconds, max_new_tokens):
