@@ -14,6 +14,7 @@ weights (12 layers × 768, vocabulary 51,200): its speed is KoGPT2's, its text i
 tokenizer's 8,000 are placeholder tokens).
 """
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -107,25 +108,60 @@ def run_level(url, body, clients, rounds, stream):
                 healthz_max_ms=round(max(health) * 1000, 1) if health else None)
 
 
+@contextlib.contextmanager
+def served(kind, model, tokenizer, model_name):
+    """The /api/generate URL of a real server for this engine kind, warmed up, stopped after."""
+    app = create_app(model, tokenizer, model_name, "cpu", engine=make_engine(kind, model, tokenizer))
+    server = start_server(app)
+    url = f"http://127.0.0.1:{server.effective_port}/api/generate"
+    try:
+        for _ in range(2):  # warm-up: first calls allocate caches
+            one_request(url, dict(prompt=PROMPT, max_new_tokens=8), False)
+        yield url
+    finally:
+        stop_server(server)
+
+
 def bench(model_name, model, tokenizer, engines, levels, rounds, new_tokens, clients_process):
     rows = []
     body = dict(prompt=PROMPT, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     for kind in engines:
-        app = create_app(model, tokenizer, model_name, "cpu", engine=make_engine(kind, model, tokenizer))
-        server = start_server(app)
-        url = f"http://127.0.0.1:{server.effective_port}/api/generate"
-        try:
-            for _ in range(2):  # warm-up: first calls allocate caches
-                one_request(url, body, False)
+        with served(kind, model, tokenizer, model_name) as url:
             for clients in levels:
                 for stream in (False, True):
                     r = dict(model=model_name, engine=kind, clients=clients, mode="sse" if stream else "json",
                              **clients_process.submit(run_level, url, body, clients, rounds, stream).result())
                     rows.append(r)
                     print(json.dumps(r, ensure_ascii=False), flush=True)
-        finally:
-            stop_server(server)
     return rows
+
+
+def paired(clients_process, first, second, body, rounds, pairs):
+    """tok/s of `second` ÷ tok/s of `first`, each a (url, clients), measured alternately `pairs` times: this VM's
+    speed drifts by ±25% between identical runs, and a drift slower than one pair cancels in its ratio."""
+    ratios = []
+    for _ in range(pairs):
+        a, b = (clients_process.submit(run_level, url, body, clients, rounds, False).result()["tok_s"]
+                for url, clients in (first, second))
+        ratios.append(round(b / a, 2))
+        print(json.dumps(dict(pair=[a, b], ratio=ratios[-1])), flush=True)
+    return ratios
+
+
+def paired_goals(model, tokenizer, a, clients_process):
+    """The two goals that compare one configuration with another, as medians of alternating pairs."""
+    out = {}
+    body = dict(prompt=PROMPT, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens)
+    with served("batched", model, tokenizer, "bundled") as url:
+        out["bundled batched 16 clients / 1 client"] = paired(clients_process, (url, 1), (url, 16), body, a.rounds,
+                                                              a.pairs)
+    if _has_ct2():
+        lm, tok = kogpt2_shaped(tokenizer)
+        body = dict(prompt=PROMPT, max_new_tokens=a.kogpt2_new_tokens, min_new_tokens=a.kogpt2_new_tokens)
+        with served("serialized", lm, tok, "kogpt2-shape") as hf, served("ct2", lm, tok, "kogpt2-shape") as ct2:
+            out["kogpt2-shape ct2 int8 / HF, 1 client"] = paired(clients_process, (hf, 1), (ct2, 1), body,
+                                                                 a.kogpt2_rounds, a.pairs)
+    return out
 
 
 def table(rows):
@@ -161,17 +197,24 @@ def find(rows, model, engine, clients, mode="json"):
                 None)
 
 
-def goals(rows):
-    """Markdown: issue 10's goals, each as measured in this run (ratios between rows of this one run)."""
-    def ratio(a, b):
+def goals(rows, pairs=None):
+    """Markdown: issue 10's goals, each as measured in this run: ratios between rows of the table, or for the two
+    that compare configurations, the median of the alternating pairs when there are some (`paired_goals`)."""
+    pairs = pairs or {}
+
+    def ratio(a, b, paired_name=None):
+        if pairs.get(paired_name):
+            return statistics.median(pairs[paired_name])
         return a["tok_s"] / b["tok_s"] if a and b else None
     checks = [
         ("bundled, batched: 16 clients' tok/s ÷ 1 client's", ratio(find(rows, "bundled", "batched", 16),
-                                                              find(rows, "bundled", "batched", 1)), 6, "×", ">="),
+                                                              find(rows, "bundled", "batched", 1),
+                                                              "bundled batched 16 clients / 1 client"), 6, "×", ">="),
         ("KoGPT2 shape: ct2 int8 16 clients ÷ serialized HF 1 client", ratio(find(rows, "kogpt2-shape", "ct2", 16),
                                                                        find(rows, "kogpt2-shape", "serialized", 1)), 8, "×", ">="),
         ("KoGPT2 shape: ct2 int8 1 client ÷ HF 1 client", ratio(find(rows, "kogpt2-shape", "ct2", 1),
-                                                        find(rows, "kogpt2-shape", "serialized", 1)), 2.5, "×", ">="),
+                                                        find(rows, "kogpt2-shape", "serialized", 1),
+                                                        "kogpt2-shape ct2 int8 / HF, 1 client"), 2.5, "×", ">="),
         ("bundled, batched, 30 streams: first piece p50", (find(rows, "bundled", "batched", 30, "sse") or {}).get("first_ms"),
          1000, " ms", "<="),
         ("bundled, batched, 30 streams: slowest /healthz", (find(rows, "bundled", "batched", 30, "sse") or {}).get("healthz_max_ms"),
@@ -185,6 +228,9 @@ def goals(rows):
         met = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
         shown = f"{value:.1f}{unit}" if unit == "×" else f"{value:,.0f}{unit}"
         lines.append(f"| {name} | {shown} | {op} {target}{unit} | {'yes' if met else 'NO'} |")
+    for name, ratios in pairs.items():
+        lines.append(f"\n{name}: median of {len(ratios)} alternating pairs, each pair's ratio: "
+                     f"{', '.join(f'{r:.2f}' for r in ratios)}")
     return "\n".join(lines)
 
 
@@ -201,6 +247,7 @@ def main():
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="1 by default: on a small shared CPU more threads only spin against each other")
     ap.add_argument("--out", default="bench_server", help="results/<out>.{json,md}")
+    ap.add_argument("--pairs", type=int, default=5, help="alternating measurements for the two ratio goals (0: none)")
     a = ap.parse_args()
     torch.set_num_threads(a.torch_threads)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queued requests are the point here
@@ -215,19 +262,21 @@ def main():
             rows += bench(name, lm, tok, engines, [int(x) for x in a.kogpt2_levels.split(",")] if big else levels,
                           a.kogpt2_rounds if big else a.rounds, a.kogpt2_new_tokens if big else a.new_tokens,
                           clients_process)
+        pairs = paired_goals(model, tokenizer, a, clients_process) if a.pairs else {}
     ceiling = {n: forward_scaling(model, n) for n in (1, 16)}  # the bundled model, after the server runs
     load = os.getloadavg()
     meta = dict(command="python benchmarks/bench_server.py " + " ".join(sys.argv[1:]), seconds=round(time.time() - started),
                 load_average=[round(x, 2) for x in load], cpus=os.cpu_count(), torch_threads=a.torch_threads,
                 new_tokens=dict(bundled=a.new_tokens, kogpt2_shape=a.kogpt2_new_tokens),
-                rounds=dict(bundled=a.rounds, kogpt2_shape=a.kogpt2_rounds), bare_forward_tok_s=ceiling)
+                rounds=dict(bundled=a.rounds, kogpt2_shape=a.kogpt2_rounds), bare_forward_tok_s=ceiling,
+                paired_ratios=pairs)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{a.out}.json").write_text(json.dumps(dict(meta=meta, rows=rows), ensure_ascii=False, indent=1))
     md = (f"# {a.out}\n\n`{meta['command']}` — {meta['cpus']} CPUs, torch threads {a.torch_threads}, load average "
           f"after the run {meta['load_average']} (other jobs may share the machine), greedy, forced new tokens "
           f"(bundled {a.new_tokens}, KoGPT2 shape {a.kogpt2_new_tokens}), requests per client {a.rounds} (KoGPT2 shape "
           f"{a.kogpt2_rounds}), clients in their own process.\n\n"
-          + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows)
+          + table(rows) + "\n\n## Goals (issue 10)\n\n" + goals(rows, pairs)
           + f"\n\nThe ceiling on this CPU: the bundled model's bare decode step gives {ceiling[1]:,.0f} tok/s for one row "
           f"and {ceiling[16]:,.0f} for 16 ({ceiling[16] / ceiling[1]:.1f}×), with no server, sampling or HTTP.\n")
     (RESULTS / f"{a.out}.md").write_text(md)
