@@ -244,8 +244,8 @@ def main():
     ap.add_argument("--kogpt2-new-tokens", type=int, default=16, help="fewer for the big model: CPU time")
     ap.add_argument("--kogpt2-levels", default="1,16", help="fewer levels for the big model")
     ap.add_argument("--kogpt2-rounds", type=int, default=2)
-    ap.add_argument("--torch-threads", type=int, default=1,
-                    help="1 by default: on a small shared CPU more threads only spin against each other")
+    ap.add_argument("--torch-threads", type=int, default=torch.get_num_threads(),
+                    help="torch's own default, what kogen serve runs with (here: %(default)s)")
     ap.add_argument("--out", default="bench_server", help="results/<out>.{json,md}")
     ap.add_argument("--pairs", type=int, default=5, help="alternating measurements for the two ratio goals (0: none)")
     a = ap.parse_args()

@@ -86,6 +86,17 @@ def group_key(params):
     return json.dumps({k: v for k, v in params.items() if k != "seed"}, sort_keys=True)
 
 
+SMALL_MODEL = 20_000_000  # parameters: below this CTranslate2 gets one CPU thread (see cpu_threads)
+
+
+def cpu_threads(model):
+    """CTranslate2's threads per batch: torch's count, except one for a small model. Measured on 2 cores
+    (benchmarks/bench_server.py, one client): the bundled 5M model ran 1,595 tok/s on one thread and 360 on two (its
+    threads wait on each other and on the server's), KoGPT2's shape 52 on one and 58 on two."""
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL
+    return 1 if small else torch.get_num_threads()
+
+
 class Ct2Engine(QueuedEngine):
     engine = "ct2"
     traces = False  # CTranslate2 gives the chosen tokens' log-probabilities, not the processed distribution
@@ -95,7 +106,7 @@ class Ct2Engine(QueuedEngine):
         self.folder = folder or convert(model, tokenizer)
         device = "cuda" if str(model.device).startswith("cuda") else "cpu"
         self.generator = ctranslate2.Generator(str(self.folder), device=device, compute_type=compute_type,
-                                               intra_threads=torch.get_num_threads())
+                                               intra_threads=cpu_threads(model))
         self.compute_type, self.max_batch, self.pending = compute_type, max_batch, []
         suppress = getattr(model.generation_config, "suppress_tokens", None) or []
         self.suppress = [[t] for t in tokenizer.convert_ids_to_tokens(list(suppress))] or None
