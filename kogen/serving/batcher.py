@@ -24,10 +24,11 @@ Design (a decode loop with per-row parameters; requests join and leave between s
 
 Why this keeps each request's meaning: every row gets exactly the processors `model.generate` would build for its
 own params, in generate's order (the two masks go first for all rows: a mask sets scores to -inf, which every other
-processor and warper leaves at -inf, so moving it first changes nothing), and samples with `torch.multinomial` from a generator seeded with its own seed
-(what `torch.manual_seed(seed)` does for generate alone). So a seeded request gives the same text alone or in a
-batch, and a greedy one the text of `model.generate` — up to float rounding: a padded batch adds the same numbers
-in another order, which can flip a near-tie (not seen on the tests' prompts; say so if you compare long texts).
+processor and warper leaves at -inf, so moving it first changes nothing), and samples with `torch.multinomial`
+from a generator seeded with its own seed (what `torch.manual_seed(seed)` does for generate alone). So a seeded
+request gives the same text alone or in a batch, and a greedy one the text of `model.generate` — up to float
+rounding: a padded batch adds the same numbers in another order, which can flip a near-tie (not seen on the tests'
+prompts; say so if you compare long texts).
 
 Why it is faster: each step reads the weights once for all rows (a CPU matmul on 16 rows costs little more than on
 one), and a request that arrives mid-generation starts at the next step instead of waiting for the others to end.

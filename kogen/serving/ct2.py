@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..generation import ParamError
+from ..generation import ParamError, suppressed_tokens
 from .batcher import STOP, QueuedEngine
 
 UNSUPPORTED = {"penalty_alpha": "contrastive search(penalty_alpha>0)", "control": "감정 제어(FUDGE, control)"}
@@ -108,7 +108,7 @@ class Ct2Engine(QueuedEngine):
         self.generator = ctranslate2.Generator(str(self.folder), device=device, compute_type=compute_type,
                                                intra_threads=cpu_threads(model))
         self.compute_type, self.max_batch, self.pending = compute_type, max_batch, []
-        suppress = getattr(model.generation_config, "suppress_tokens", None) or []
+        suppress = suppressed_tokens(model) or []
         self.suppress = [[t] for t in tokenizer.convert_ids_to_tokens(list(suppress))] or None
         super().__init__(model, tokenizer, max_time)
 
