@@ -230,8 +230,9 @@ def contrastive_processors(model, params, n_prompt, tokenizer):
     procs = penalty_processors(params)
     if params["min_new_tokens"]:
         procs.append(MinNewTokensLengthLogitsProcessor(n_prompt, params["min_new_tokens"], tokenizer.eos_token_id))
-    if suppressed_tokens(model):
-        procs.append(SuppressTokensLogitsProcessor(suppressed_tokens(model), device=model.device))
+    suppress = suppressed_tokens(model)
+    if suppress:
+        procs.append(SuppressTokensLogitsProcessor(suppress, device=model.device))
     return procs
 
 

@@ -188,7 +188,7 @@ class Batcher(QueuedEngine):
 
     def __init__(self, model, tokenizer, max_time=30.0, max_batch=MAX_BATCH):
         self.max_batch = max_batch
-        self.rows, self.cache, self.mask = [], None, None
+        self.rows, self.cache, self.mask, self.stopping = [], None, None, False
         self.batch_sizes = []  # rows per step, for tests and the benchmark (last 1000)
         self.suppress = suppressed_tokens(model)
         super().__init__(model, tokenizer, max_time)
@@ -200,30 +200,29 @@ class Batcher(QueuedEngine):
     # --- the model thread -------------------------------------------------------------------------
 
     def run(self):
-        stopping = False
-        while not (stopping and not self.rows):
-            joining, stopping = self.take(block=not self.rows and not stopping, stopping=stopping)
+        while not (self.stopping and not self.rows):
+            joining = self.take(block=not self.rows and not self.stopping)
             with self.lock, torch.inference_mode():
                 self.step(joining)
         self.refuse_queued()
 
-    def take(self, block, stopping=False):
-        """(queued jobs that join the batch now, whether close() was called); jobs that cannot be batched run alone
-        right here."""
+    def take(self, block):
+        """Queued jobs that join the batch now; jobs that cannot be batched run alone right here. Meeting STOP sets
+        `stopping`: nothing more is taken and the loop ends when the running rows are done."""
         joining = []
-        while not stopping and len(self.rows) + len(joining) < self.max_batch:
+        while not self.stopping and len(self.rows) + len(joining) < self.max_batch:
             try:
                 job = self.jobs.get(block=block and not joining)
             except queue.Empty:
                 break
             if job is STOP:
-                stopping = True
+                self.stopping = True
             elif batchable(job.params) and not job.traced:
                 joining.append(job)
             else:
                 with self.lock:
                     self.alone(job)
-        return joining, stopping
+        return joining
 
     def alone(self, job):
         """run_model, as hf.Generator does: beam search, contrastive search, FUDGE, several sequences, a trace."""
